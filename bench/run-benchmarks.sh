@@ -1,0 +1,235 @@
+#!/usr/bin/env bash
+# Runs the benchmark matrix of issue #3 against local derp-relay instances and rewrites
+# BENCHMARKS.md (machine, commands, figures, targets). `make bench` calls this.
+#
+# Usage: bench/run-benchmarks.sh BUILD_DIR [--out FILE] [--seconds N] [--only 'ID-GLOB ...']
+#   BUILD_DIR   a build with derp-relay, derp-load, derp-conns and stun-load (a Release build:
+#               figures from a Debug or ASan build say little about the relay).
+#   --out       where to write the report (default: BENCHMARKS.md at the repository root).
+#   --seconds   measurement window of each throughput point (default 5).
+#   --only      run only the rows whose id matches one of these globs (e.g. 'tput-plain-* stun');
+#               the ids are listed in bench/targets.json.
+#
+# Every relay runs on 127.0.0.1 with kernel-chosen ports, a key and certificate in a temporary
+# directory, and is stopped on exit (trap). Every tool runs under `timeout`.
+set -euo pipefail
+
+usage() {
+  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+[[ $# -ge 1 ]] || usage
+BUILD_DIR=$1
+shift
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+OUT=$REPO/BENCHMARKS.md
+SECONDS_PER_POINT=5
+ONLY=""
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --out) OUT=$2; shift 2 ;;
+    --seconds) SECONDS_PER_POINT=$2; shift 2 ;;
+    --only) ONLY=$2; shift 2 ;;
+    -h|--help) usage ;;
+    *) echo "run-benchmarks.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+[[ $SECONDS_PER_POINT =~ ^[0-9]+$ && $SECONDS_PER_POINT -ge 1 ]] ||
+  { echo "run-benchmarks.sh: --seconds wants a whole number of seconds >= 1" >&2; exit 2; }
+
+BUILD_DIR=$(cd "$BUILD_DIR" && pwd)
+RELAY_BIN=$BUILD_DIR/relay/derp-relay
+LOAD_BIN=$BUILD_DIR/bench/derp-load
+CONNS_BIN=$BUILD_DIR/bench/derp-conns
+STUN_BIN=$BUILD_DIR/bench/stun-load
+for bin in "$RELAY_BIN" "$LOAD_BIN" "$CONNS_BIN" "$STUN_BIN"; do
+  if [[ ! -x $bin ]]; then
+    echo "run-benchmarks.sh: $bin is missing; build it first:" >&2
+    echo "  cmake --build $BUILD_DIR --target derp-relay derp-load derp-conns stun-load" >&2
+    exit 2
+  fi
+done
+command -v python3 >/dev/null || { echo "run-benchmarks.sh: python3 is needed for the report" >&2; exit 2; }
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/derpkit-bench.XXXXXX")
+RESULTS=$WORK/results
+mkdir -p "$RESULTS"
+RELAY_PID=""
+RELAY_SEQ=0
+
+stop_relay() {
+  [[ -n $RELAY_PID ]] || return 0
+  kill -TERM "$RELAY_PID" 2>/dev/null || true
+  for _ in $(seq 50); do
+    kill -0 "$RELAY_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$RELAY_PID" 2>/dev/null || true
+  wait "$RELAY_PID" 2>/dev/null || true
+  RELAY_PID=""
+}
+cleanup() {
+  stop_relay
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Returns success when row id $1 is selected by --only.
+want() {
+  [[ -z $ONLY ]] && return 0
+  local glob
+  for glob in $ONLY; do
+    # shellcheck disable=SC2053  # the glob is meant to match
+    [[ $1 == $glob ]] && return 0
+  done
+  return 1
+}
+want_any() {
+  local id
+  for id in "$@"; do want "$id" && return 0; done
+  return 1
+}
+
+# start_relay plain|tls WORKERS: starts a fresh relay; sets RELAY_PID, RELAY_URL, STUN_PORT,
+# TLS_ARGS (client flags for TLS) and RELAY_ID (its id in the report).
+start_relay() {
+  local mode=$1 workers=$2
+  stop_relay
+  RELAY_SEQ=$((RELAY_SEQ + 1))
+  RELAY_ID=relay-$RELAY_SEQ
+  local log=$WORK/$RELAY_ID.log
+  local args=(-a 127.0.0.1:0 --stun-port 0 -c "$WORK/derper.key" --workers "$workers"
+              --http-port -1)
+  TLS_ARGS=()
+  if [[ $mode == tls ]]; then
+    args+=(--certmode selfsigned --certdir "$WORK/certs" --hostname localhost)
+    TLS_ARGS=(--ca-file "$WORK/certs/localhost.crt" --dial-host 127.0.0.1)
+  fi
+  "$RELAY_BIN" "${args[@]}" >"$log" 2>&1 &
+  RELAY_PID=$!
+  : >>"$log"  # the background job creates it too, but maybe only after our first look
+  local port="" stun=""
+  for _ in $(seq 100); do
+    port=$(sed -n 's|.*DERP on https\{0,1\}://[^ ]*:\([0-9][0-9]*\)/derp.*|\1|p' "$log" | head -1)
+    stun=$(sed -n 's|.*STUN on UDP port \([0-9][0-9]*\).*|\1|p' "$log" | head -1)
+    [[ -n $port && -n $stun ]] && break
+    kill -0 "$RELAY_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [[ -z $port || -z $stun ]]; then
+    echo "run-benchmarks.sh: derp-relay did not start; its log:" >&2
+    cat "$log" >&2
+    exit 1
+  fi
+  STUN_PORT=$stun
+  if [[ $mode == tls ]]; then RELAY_URL=https://localhost:$port/derp; else RELAY_URL=http://127.0.0.1:$port/derp; fi
+  printf '%s\t%s\t%s\t%s\n' "$RELAY_ID" "$mode" "$workers" \
+    "derp-relay ${args[*]}" >>"$RESULTS/relays.tsv"
+  echo "== $RELAY_ID: $mode, --workers $workers, $RELAY_URL (pid $RELAY_PID)" >&2
+}
+
+# point ID TOOL ARGS...: runs one row (TOOL is derp-load, derp-conns or stun-load) with --json
+# and --relay-pid, keeps its JSON, stderr, exit status and command line for the report.
+point() {
+  local id=$1 tool=$2
+  shift 2
+  local bin
+  case $tool in
+    derp-load) bin=$LOAD_BIN ;;
+    derp-conns) bin=$CONNS_BIN ;;
+    stun-load) bin=$STUN_BIN ;;
+  esac
+  local cmd=("$tool" "$@" --relay-pid "$RELAY_PID" --json)
+  echo "   $id: ${cmd[*]}" >&2
+  local rc=0
+  timeout 300 "$bin" "$@" --relay-pid "$RELAY_PID" --json \
+    >"$RESULTS/$id.json" 2>"$RESULTS/$id.err" || rc=$?
+  echo "$rc" >"$RESULTS/$id.rc"
+  echo "$id" >>"$RESULTS/order"
+  echo "$RELAY_ID" >"$RESULTS/$id.relay"
+  # The command as a reader would type it: temporary paths and the pid made symbolic.
+  local text="${cmd[*]}"
+  text=${text//$WORK/\$TMP}
+  text=${text//--relay-pid $RELAY_PID/--relay-pid \$RELAY_PID}
+  echo "$text" >"$RESULTS/$id.cmd"
+  if [[ $rc -ne 0 ]]; then echo "   $id: exit $rc: $(tail -1 "$RESULTS/$id.err")" >&2; fi
+}
+
+D=${SECONDS_PER_POINT}s
+
+# 1. Throughput, 10 pairs x 1400 B; with --workers 1 also pair counts, 64-byte packets, latency.
+for mode in plain tls; do
+  for workers in 1 2; do
+    ids=()
+    for rate in 1000 2000 3000 unpaced; do ids+=("tput-$mode-w$workers-$rate"); done
+    if [[ $workers == 1 ]]; then
+      ids+=("pairs-1-$mode-w1" "pairs-100-$mode-w1" "small64-$mode-w1"
+            "latency-$mode-idle" "latency-$mode-1000")
+    fi
+    want_any "${ids[@]}" || continue
+    start_relay "$mode" "$workers"
+    for rate in 1000 2000 3000 unpaced; do
+      id=tput-$mode-w$workers-$rate
+      want "$id" || continue
+      if [[ $rate == unpaced ]]; then rate_args=(--unpaced); else rate_args=(--rate-mbps "$rate"); fi
+      point "$id" derp-load --url "$RELAY_URL" "${TLS_ARGS[@]}" --pairs 10 --size 1400 \
+        "${rate_args[@]}" --duration "$D"
+    done
+    [[ $workers == 1 ]] || continue
+    for pairs in 1 100; do
+      id=pairs-$pairs-$mode-w1
+      want "$id" || continue
+      point "$id" derp-load --url "$RELAY_URL" "${TLS_ARGS[@]}" --pairs "$pairs" --size 1400 \
+        --rate-mbps 1000 --duration "$D"
+    done
+    if want "small64-$mode-w1"; then
+      point "small64-$mode-w1" derp-load --url "$RELAY_URL" "${TLS_ARGS[@]}" --pairs 10 --size 64 \
+        --unpaced --duration "$D"
+    fi
+    if want "latency-$mode-idle"; then
+      point "latency-$mode-idle" derp-load --url "$RELAY_URL" "${TLS_ARGS[@]}" --mode latency \
+        --samples 2000 --interval 1ms
+    fi
+    if want "latency-$mode-1000"; then
+      point "latency-$mode-1000" derp-load --url "$RELAY_URL" "${TLS_ARGS[@]}" --mode latency \
+        --samples 2000 --interval 1ms --pairs 10 --size 1400 --background-mbps 1000
+    fi
+  done
+done
+
+# 2. Idle TLS connections, each count on a fresh relay so the RSS delta is its own. "max" asks
+# for more than the open-file limit allows; derp-conns trims the count and says so.
+for count in 1000 10000 max; do
+  id=conns-tls-$count
+  want "$id" || continue
+  n=$count
+  [[ $count == max ]] && n=1000000
+  start_relay tls 2
+  point "$id" derp-conns --url "$RELAY_URL" "${TLS_ARGS[@]}" --count "$n" --hold 2s
+done
+
+# 3. STUN binding answers per second.
+if want stun; then
+  start_relay plain 2
+  point stun stun-load --target "127.0.0.1:$STUN_PORT" --sockets 4 --duration "$D"
+fi
+stop_relay
+
+# 4. The report.
+BUILD_TYPE=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$BUILD_DIR/CMakeCache.txt" 2>/dev/null || true)
+SANITIZE=$(sed -n 's/^SANITIZE:STRING=//p' "$BUILD_DIR/CMakeCache.txt" 2>/dev/null || true)
+COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo "uncommitted")
+if [[ -n $(git -C "$REPO" status --porcelain 2>/dev/null | head -1) ]]; then COMMIT="$COMMIT (with local changes)"; fi
+export RESULTS OUT WORK BUILD_TYPE SANITIZE COMMIT SECONDS_PER_POINT
+TARGETS=$REPO/bench/targets.json
+CPU_MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+NPROC=$(nproc)
+KERNEL=$(uname -sr)
+MEM=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
+NOFILE="$(ulimit -Sn) soft / $(ulimit -Hn) hard"
+DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
+export TARGETS CPU_MODEL NPROC KERNEL MEM NOFILE DATE
+python3 "$REPO/bench/report.py"
+echo "wrote $OUT" >&2

@@ -1,0 +1,105 @@
+// A connected byte stream for the relay and the DERP client: plain TCP or TLS (and, later, a
+// WebSocket wrapper), behind one small interface so that DERP code is written once.
+//
+// Thread affinity: a Stream belongs to the io_context (shard) it was created on; every call must
+// come from that context's thread. Operations return error codes, never throw for network errors.
+#pragma once
+
+#include <asio.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/ssl.hpp>
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+namespace derpkit::net {
+
+using asio::awaitable;
+inline constexpr auto kAsTuple = asio::experimental::as_tuple(asio::use_awaitable);
+
+struct IoResult {
+  std::error_code ec;
+  std::size_t bytes = 0;
+};
+
+class Stream {
+ public:
+  virtual ~Stream() = default;
+
+  // Reads at least one byte into `buf` (fewer than its size is normal).
+  virtual awaitable<IoResult> ReadSome(std::span<std::byte> buf) = 0;
+  // Writes every byte of every buffer, in order. The spans must stay valid until it completes.
+  virtual awaitable<IoResult> WriteAll(std::span<const asio::const_buffer> bufs) = 0;
+  // Sends a TLS close_notify where there is one; plain TCP does nothing. Bounded by the caller.
+  virtual awaitable<void> ShutdownGracefully() { co_return; }
+  // Cancels pending operations and closes the socket. Safe to call more than once.
+  virtual void Close() = 0;
+  // The TCP socket underneath (for addresses and socket options).
+  virtual asio::ip::tcp::socket& tcp() = 0;
+  virtual bool is_tls() const = 0;
+  // "tcp" or "tls", for logs.
+  virtual const char* kind() const = 0;
+};
+
+// Plain TCP. Gather writes go to the kernel as one writev.
+class TcpStream final : public Stream {
+ public:
+  explicit TcpStream(asio::ip::tcp::socket socket) : socket_(std::move(socket)) {}
+  awaitable<IoResult> ReadSome(std::span<std::byte> buf) override;
+  awaitable<IoResult> WriteAll(std::span<const asio::const_buffer> bufs) override;
+  void Close() override;
+  asio::ip::tcp::socket& tcp() override { return socket_; }
+  bool is_tls() const override { return false; }
+  const char* kind() const override { return "tcp"; }
+
+ private:
+  asio::ip::tcp::socket socket_;
+};
+
+// TLS over TCP. Asio's SSL stream encrypts only the first buffer of a gather write per record, so
+// WriteAll copies small frames into one contiguous buffer first: a few frames become one TLS
+// record instead of one record per frame (the copy is cheaper than the extra records).
+class TlsStream final : public Stream {
+ public:
+  using SslStream = asio::ssl::stream<asio::ip::tcp::socket>;
+  explicit TlsStream(std::unique_ptr<SslStream> ssl) : ssl_(std::move(ssl)) {}
+  awaitable<IoResult> ReadSome(std::span<std::byte> buf) override;
+  awaitable<IoResult> WriteAll(std::span<const asio::const_buffer> bufs) override;
+  awaitable<void> ShutdownGracefully() override;
+  void Close() override;
+  asio::ip::tcp::socket& tcp() override { return ssl_->next_layer(); }
+  bool is_tls() const override { return true; }
+  const char* kind() const override { return "tls"; }
+  SslStream& ssl() { return *ssl_; }
+
+ private:
+  std::unique_ptr<SslStream> ssl_;
+  std::vector<std::byte> coalesce_;  // only holds capacity while a write is in flight
+};
+
+// A Stream that first replays bytes already read from `inner` (an HTTP parser's read-ahead),
+// then reads from `inner`. Writes go straight through.
+class PrefixedStream final : public Stream {
+ public:
+  PrefixedStream(std::unique_ptr<Stream> inner, std::vector<std::byte> prefix)
+      : inner_(std::move(inner)), prefix_(std::move(prefix)) {}
+  awaitable<IoResult> ReadSome(std::span<std::byte> buf) override;
+  awaitable<IoResult> WriteAll(std::span<const asio::const_buffer> bufs) override {
+    return inner_->WriteAll(bufs);
+  }
+  awaitable<void> ShutdownGracefully() override { return inner_->ShutdownGracefully(); }
+  void Close() override { inner_->Close(); }
+  asio::ip::tcp::socket& tcp() override { return inner_->tcp(); }
+  bool is_tls() const override { return inner_->is_tls(); }
+  const char* kind() const override { return inner_->kind(); }
+
+ private:
+  std::unique_ptr<Stream> inner_;
+  std::vector<std::byte> prefix_;
+  std::size_t prefix_offset_ = 0;
+};
+
+}  // namespace derpkit::net

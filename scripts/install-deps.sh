@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs every Debian package that derpkit's build and tests need. Idempotent: when all of them
+# are present it runs no package manager at all. Uses sudo when not root.
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential cmake ninja-build pkg-config clang-14 libclang-rt-14-dev clang-format
+  # libraries
+  libssl-dev libsodium-dev libasio-dev libcpp-httplib-dev prometheus-cpp-dev libcli11-dev
+  nlohmann-json3-dev libyaml-cpp-dev libgtest-dev libgmock-dev
+  # real servers and clients used by the tests
+  coturn prometheus curl openssl iproute2 nftables procps haproxy nginx-light libnginx-mod-stream
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Some packages start system services (coturn on :3478, nginx on :80, haproxy) where systemd
+# runs; the tests start their own instances on free ports, so stop those.
+if command -v systemctl >/dev/null 2>&1; then
+  for svc in coturn nginx haproxy prometheus; do
+    if systemctl is-active --quiet "$svc" 2>/dev/null; then $SUDO systemctl stop "$svc" || true; fi
+  done
+fi

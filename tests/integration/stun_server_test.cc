@@ -1,0 +1,378 @@
+// relay/stun_server on loopback: our own client sockets, derper's captured request, and coturn's
+// turnutils_stunclient as an independent RFC 5389 implementation.
+#include "relay/stun_server.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <asio/post.hpp>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <thread>
+
+#include "lib/stun/stun.h"
+#include "lib/util/bytes.h"
+#include "lib/util/netaddr.h"
+
+namespace derpkit::relay {
+namespace {
+
+using namespace std::chrono_literals;
+using netaddr::IpAddress;
+
+const std::string kStunDir = std::string(DERPKIT_TESTDATA_DIR) + "/stun/";
+
+Bytes ReadFile(const std::string& name) {
+  std::ifstream in(kStunDir + name, std::ios::binary);
+  EXPECT_TRUE(in) << "cannot read " << kStunDir + name;
+  const std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const ByteSpan b = AsBytes(s);
+  return Bytes(b.begin(), b.end());
+}
+
+const stun::TxId kFixedTxId = stun::TxId::FromSpan(BytesFromHex("0102030405060708090a0b0c"));
+
+// A StunServer answering on its own io_context thread until the fixture goes away.
+class RunningServer {
+ public:
+  explicit RunningServer(const StunServerConfig& config) : server_(io_, config, stats_) {
+    server_.Start();
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  ~RunningServer() {
+    asio::post(io_, [this] { server_.Stop(); });
+    thread_.join();  // run() returns once the cancelled wait has completed
+  }
+
+  std::uint16_t port() const { return server_.port(); }
+  StunStatsSnapshot stats() const { return stats_.Snapshot(); }
+
+  // Waits (bounded) until `pred(stats())` holds: the server counts a success after sendmmsg
+  // returns, which may be after the client already has the reply.
+  template <typename Pred>
+  bool StatsReach(Pred pred) const {
+    const auto deadline = std::chrono::steady_clock::now() + 2s;
+    while (!pred(stats())) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(1ms);
+    }
+    return true;
+  }
+
+ private:
+  asio::io_context io_;
+  StunStats stats_;
+  StunServer server_;
+  std::thread thread_;
+};
+
+// A plain blocking-free UDP socket bound to a loopback address and an ephemeral port.
+class UdpClient {
+ public:
+  explicit UdpClient(const IpAddress& loopback) : ip_(loopback) {
+    family_ = loopback.is_v4() ? AF_INET : AF_INET6;
+    fd_ = ::socket(family_, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) throw std::system_error(errno, std::system_category(), "socket");
+    sockaddr_storage ss = Sockaddr(0);
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&ss), SockaddrSize()) != 0) {
+      const int err = errno;
+      ::close(fd_);
+      throw std::system_error(err, std::system_category(), "bind " + loopback.ToString());
+    }
+    socklen_t len = sizeof ss;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&ss), &len);
+    port_ = ntohs(family_ == AF_INET ? reinterpret_cast<sockaddr_in*>(&ss)->sin_port
+                                     : reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+  }
+  ~UdpClient() { ::close(fd_); }
+  UdpClient(const UdpClient&) = delete;
+  UdpClient& operator=(const UdpClient&) = delete;
+
+  const IpAddress& ip() const { return ip_; }
+  std::uint16_t port() const { return port_; }
+
+  // Sends to the same loopback address as ours.
+  void SendTo(std::uint16_t port, ByteSpan payload) {
+    sockaddr_storage ss = Sockaddr(port);
+    const ssize_t n = ::sendto(fd_, payload.data(), payload.size(), 0,
+                               reinterpret_cast<sockaddr*>(&ss), SockaddrSize());
+    ASSERT_EQ(n, static_cast<ssize_t>(payload.size())) << std::strerror(errno);
+  }
+
+  // Returns the next datagram, or nullopt if none arrives within `timeout`.
+  std::optional<Bytes> Receive(std::chrono::milliseconds timeout) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(timeout.count())) != 1) return std::nullopt;
+    Bytes buf(2048);
+    const ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
+    if (n < 0) return std::nullopt;
+    buf.resize(static_cast<std::size_t>(n));
+    return buf;
+  }
+
+ private:
+  sockaddr_storage Sockaddr(std::uint16_t port) const {
+    sockaddr_storage ss{};
+    if (family_ == AF_INET) {
+      auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
+      sin->sin_family = AF_INET;
+      sin->sin_port = htons(port);
+      std::memcpy(&sin->sin_addr, ip_.v4_bytes().data(), 4);
+    } else {
+      auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
+      sin6->sin6_family = AF_INET6;
+      sin6->sin6_port = htons(port);
+      std::memcpy(&sin6->sin6_addr, ip_.raw().data(), 16);
+    }
+    return ss;
+  }
+  socklen_t SockaddrSize() const {
+    return family_ == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+  }
+
+  IpAddress ip_;
+  int family_ = AF_INET;
+  int fd_ = -1;
+  std::uint16_t port_ = 0;
+};
+
+const IpAddress kLoopbackV4 = IpAddress::V4(127, 0, 0, 1);
+IpAddress LoopbackV6() { return netaddr::ParseIp("::1").value(); }
+
+bool HaveIpv6Loopback() {
+  try {
+    UdpClient probe(LoopbackV6());
+    return true;
+  } catch (const std::system_error&) {
+    return false;
+  }
+}
+
+StunServerConfig LoopbackConfig(bool strict = false) {
+  StunServerConfig config;
+  config.listen_host = "127.0.0.1";
+  config.port = 0;
+  config.strict = strict;
+  return config;
+}
+
+// Runs a shell command and returns its combined output.
+std::string RunCommand(const std::string& command) {
+  std::string out;
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return out;
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, pipe) != nullptr) out += buf;
+  ::pclose(pipe);
+  return out;
+}
+
+void RequireStunClient() {
+  ASSERT_NE(RunCommand("command -v turnutils_stunclient"), "")
+      << "turnutils_stunclient (Debian package coturn) is not installed: it is the independent "
+         "STUN client this test checks the responder against; run scripts/install-deps.sh";
+}
+
+std::string RunStunClient(std::uint16_t port, int timeout_seconds) {
+  return RunCommand("timeout " + std::to_string(timeout_seconds) + " turnutils_stunclient -p " +
+                    std::to_string(port) + " 127.0.0.1");
+}
+
+// Sends `request` from `client` and returns the parsed reply (bounded wait).
+std::optional<stun::BindingResponse> Exchange(UdpClient& client, std::uint16_t port,
+                                              ByteSpan request, Bytes* raw = nullptr) {
+  client.SendTo(port, request);
+  const auto reply = client.Receive(2s);
+  if (!reply) {
+    ADD_FAILURE() << "no STUN reply within 2 s";
+    return std::nullopt;
+  }
+  if (raw != nullptr) *raw = *reply;
+  const auto parsed = stun::ParseBindingResponse(*reply);
+  if (!parsed) {
+    ADD_FAILURE() << stun::Describe(parsed.error()) << ": " << HexEncode(*reply);
+    return std::nullopt;
+  }
+  return *parsed;
+}
+
+TEST(StunServer, AnswersTheCapturedTailscaleRequestExactlyAsDerperDoes) {
+  RunningServer server(LoopbackConfig());
+  UdpClient client(kLoopbackV4);
+  Bytes raw;
+  const auto reply =
+      Exchange(client, server.port(), ReadFile("fixed-txid-tailscale-request.req"), &raw);
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->txid, kFixedTxId);
+  EXPECT_EQ(reply->ip, kLoopbackV4);
+  EXPECT_EQ(reply->port, client.port());
+
+  // derper's reply to 127.0.0.1:40000, with the XORed port replaced by our client's.
+  Bytes expected = ReadFile("fixed-txid-tailscale-request.resp");
+  ASSERT_EQ(expected.size(), stun::kIpv4ResponseSize);
+  StoreBigEndian16(std::span(expected).subspan(26),
+                   static_cast<std::uint16_t>(client.port() ^ 0x2112));
+  EXPECT_EQ(HexEncode(raw), HexEncode(expected));
+
+  EXPECT_TRUE(server.StatsReach(
+      [](const StunStatsSnapshot& s) { return s.Requests(StunDisposition::kSuccess) == 1; }));
+  const StunStatsSnapshot s = server.stats();
+  EXPECT_EQ(s.AddrFamily(StunAddrFamily::kIpv4), 1u);
+  EXPECT_EQ(s.AddrFamily(StunAddrFamily::kIpv6), 0u);
+  EXPECT_EQ(s.Requests(StunDisposition::kNotStun), 0u);
+}
+
+TEST(StunServer, CoturnStunClientLearnsItsReflexiveAddress) {
+  RequireStunClient();
+  RunningServer server(LoopbackConfig());
+  const std::string out = RunStunClient(server.port(), 5);
+  EXPECT_NE(out.find("UDP reflexive addr: 127.0.0.1:"), std::string::npos) << out;
+  EXPECT_TRUE(server.StatsReach(
+      [](const StunStatsSnapshot& s) { return s.Requests(StunDisposition::kSuccess) >= 1; }));
+}
+
+TEST(StunServer, StrictModeAnswersOnlyTailscaleRequests) {
+  RequireStunClient();
+  RunningServer server(LoopbackConfig(/*strict=*/true));
+  UdpClient client(kLoopbackV4);
+
+  // The server handles datagrams in order, so if the first reply is for the second request, the
+  // first one was dropped; the bounded wait afterwards checks nothing else turns up.
+  client.SendTo(server.port(), ReadFile("bare-rfc5389-request.req"));
+  const auto reply = Exchange(client, server.port(), ReadFile("fixed-txid-tailscale-request.req"));
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->txid, kFixedTxId);
+  EXPECT_EQ(client.Receive(300ms), std::nullopt);
+  EXPECT_EQ(server.stats().Requests(StunDisposition::kNotStun), 1u);
+
+  const std::string out = RunStunClient(server.port(), 2);
+  EXPECT_EQ(out.find("reflexive addr"), std::string::npos) << out;
+  EXPECT_GE(server.stats().Requests(StunDisposition::kNotStun), 2u);
+}
+
+TEST(StunServer, NonStrictModeAnswersBareRequests) {
+  RunningServer server(LoopbackConfig());
+  UdpClient client(kLoopbackV4);
+  const auto reply = Exchange(client, server.port(), ReadFile("bare-rfc5389-request.req"));
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->txid.ToHex(), "a1a2a3a4a5a6a7a8a9aaabac");
+  EXPECT_EQ(reply->port, client.port());
+}
+
+TEST(StunServer, CountsGarbageAsNotStunAndKeepsAnswering) {
+  RunningServer server(LoopbackConfig());
+  UdpClient client(kLoopbackV4);
+  const Bytes oversized(1000, std::byte{0});  // truncated by the 256-byte slot
+  const Bytes garbage[] = {
+      Bytes{},                                                      // empty datagram
+      BytesFromHex("deadbeef"),                                     // too short
+      BytesFromHex("0001 0000 deadbeef 0102030405060708090a0b0c"),  // no magic cookie
+      ReadFile("fixed-txid-tailscale-request.resp"),                // a response, not a request
+      oversized,
+  };
+  for (const Bytes& g : garbage) client.SendTo(server.port(), g);
+  const auto reply = Exchange(client, server.port(), ReadFile("fixed-txid-tailscale-request.req"));
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->port, client.port());
+  EXPECT_EQ(client.Receive(300ms), std::nullopt);
+  // Every not_stun was counted before the reply was sent.
+  EXPECT_EQ(server.stats().Requests(StunDisposition::kNotStun), std::size(garbage));
+  EXPECT_TRUE(server.StatsReach(
+      [](const StunStatsSnapshot& s) { return s.Requests(StunDisposition::kSuccess) == 1; }));
+}
+
+TEST(StunServer, AnswersManyClientsInOneBurst) {
+  RunningServer server(LoopbackConfig());
+  std::vector<std::unique_ptr<UdpClient>> clients;
+  const Bytes request = stun::BuildBindingRequest(kFixedTxId);
+  for (int i = 0; i < 130; ++i) {  // more than two recvmmsg batches
+    clients.push_back(std::make_unique<UdpClient>(kLoopbackV4));
+    clients.back()->SendTo(server.port(), request);
+  }
+  for (auto& c : clients) {
+    const auto reply = c->Receive(2s);
+    ASSERT_TRUE(reply);
+    const auto parsed = stun::ParseBindingResponse(*reply);
+    ASSERT_TRUE(parsed);
+    EXPECT_EQ(parsed->port, c->port());
+  }
+  EXPECT_TRUE(server.StatsReach(
+      [](const StunStatsSnapshot& s) { return s.Requests(StunDisposition::kSuccess) == 130; }));
+}
+
+TEST(StunServer, AnswersIpv6ClientsOnLoopbackV6) {
+  if (!HaveIpv6Loopback()) GTEST_SKIP() << "no IPv6 loopback (::1) on this host";
+  StunServerConfig config;
+  config.listen_host = "::1";
+  config.port = 0;
+  RunningServer server(config);
+  UdpClient client(LoopbackV6());
+  Bytes raw;
+  const auto reply =
+      Exchange(client, server.port(), ReadFile("fixed-txid-tailscale-request.req"), &raw);
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(raw.size(), stun::kIpv6ResponseSize);
+  EXPECT_EQ(reply->ip, LoopbackV6());
+  EXPECT_EQ(reply->port, client.port());
+  EXPECT_EQ(HexEncode(raw),
+            HexEncode(stun::BuildBindingResponse(kFixedTxId, LoopbackV6(), client.port())));
+  EXPECT_EQ(server.stats().AddrFamily(StunAddrFamily::kIpv6), 1u);
+}
+
+TEST(StunServer, WildcardSocketAnswersIpv4ClientsWithFamilyOne) {
+  StunServerConfig config;
+  config.port = 0;  // listen_host empty: [::] dual-stack where available
+  RunningServer server(config);
+  UdpClient v4(kLoopbackV4);
+  Bytes raw;
+  const auto reply = Exchange(v4, server.port(), ReadFile("fixed-txid-wildcard-v4.req"), &raw);
+  ASSERT_TRUE(reply);
+  // derper's wildcard socket sends 44 bytes (::ffff:127.0.0.1) here; we send the 32-byte form.
+  EXPECT_EQ(HexEncode(raw),
+            HexEncode(stun::BuildBindingResponse(kFixedTxId, kLoopbackV4, v4.port())));
+  EXPECT_EQ(server.stats().AddrFamily(StunAddrFamily::kIpv4), 1u);
+
+  if (!HaveIpv6Loopback()) return;
+  UdpClient v6(LoopbackV6());
+  const auto reply6 = Exchange(v6, server.port(), ReadFile("fixed-txid-wildcard-v6.req"), &raw);
+  ASSERT_TRUE(reply6);
+  EXPECT_EQ(HexEncode(raw),
+            HexEncode(stun::BuildBindingResponse(kFixedTxId, LoopbackV6(), v6.port())));
+}
+
+TEST(StunServer, ThrowsNamingTheAddressWhenThePortIsTaken) {
+  RunningServer first(LoopbackConfig());
+  asio::io_context io;
+  StunStats stats;
+  StunServerConfig config = LoopbackConfig();
+  config.port = first.port();
+  try {
+    StunServer second(io, config, stats);
+    ADD_FAILURE() << "second bind to the same port succeeded";
+  } catch (const std::system_error& e) {
+    EXPECT_NE(std::string(e.what()).find("127.0.0.1:" + std::to_string(first.port())),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(StunServer, RejectsAListenHostThatIsNotAnIpLiteral) {
+  asio::io_context io;
+  StunStats stats;
+  StunServerConfig config = LoopbackConfig();
+  config.listen_host = "localhost";
+  EXPECT_THROW(StunServer(io, config, stats), std::system_error);
+}
+
+}  // namespace
+}  // namespace derpkit::relay
