@@ -463,9 +463,17 @@ TEST_F(RelayMetrics, MeshLinkStateIsExportedPerPeer) {
 
 TEST_F(RelayMetrics, ProcessMetricsDescribeThisProcess) {
   TestRelay relay{Options(false, 1)};
+  // Burn some CPU so that the process has used a few clock ticks' worth.
+  const std::clock_t burn_until = std::clock() + CLOCKS_PER_SEC / 20;
+  while (std::clock() < burn_until) {
+  }
+  const double cpu_before = static_cast<double>(std::clock()) / CLOCKS_PER_SEC;
   const Scrape s(relay);
+  const double cpu_after = static_cast<double>(std::clock()) / CLOCKS_PER_SEC;
+  // /proc counts in clock ticks (10 ms): allow two either way.
+  EXPECT_GE(s["process_cpu_seconds_total"], cpu_before - 0.02);
+  EXPECT_LE(s["process_cpu_seconds_total"], cpu_after + 0.02);
   EXPECT_GT(s["process_resident_memory_bytes"], 1 << 20);
-  EXPECT_GT(s["process_cpu_seconds_total"], 0);
   EXPECT_GE(s["process_open_fds"], 3) << "stdio at least";
   EXPECT_EQ(s["derp_current_file_descriptors"], s["process_open_fds"]);
   rlimit limit{};
