@@ -18,6 +18,7 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr std::size_t kInitialReadBuffer = 8 * 1024;
+constexpr std::size_t kBusyReadBuffer = 32 * 1024;
 // The largest frame a client may send us: a ClientInfo (the handshake) or a ForwardPacket.
 constexpr std::size_t kMaxFrameBuffer = derp::kFrameHeaderSize + derp::kMaxClientInfoSize;
 
@@ -132,9 +133,16 @@ asio::awaitable<std::error_code> ClientConn::ReadMore(std::size_t need) {
     rstart_ = 0;
   }
   if (rbuf_.size() - rend_ < need) rbuf_.resize(std::min(kMaxFrameBuffer, rend_ + need));
+  const std::size_t room = rbuf_.size() - rend_;
   auto r = co_await stream_->ReadSome(std::span(rbuf_).subspan(rend_));
   if (r.ec) co_return r.ec;
   rend_ += r.bytes;
+  // A read that filled the buffer means the client is sending faster than we read: a larger
+  // buffer turns many small reads into one (syscalls dominate the per-packet cost). Idle
+  // clients never fill theirs and stay small. Not larger than about a send queue's worth of
+  // full-size packets (32 x 1.4 KB): one read's packets for one receiver must fit its queue
+  // before its writer gets a turn, or the batch itself causes queue_head drops.
+  if (r.bytes == room && rbuf_.size() < kBusyReadBuffer) rbuf_.resize(kBusyReadBuffer);
   co_return std::error_code{};
 }
 

@@ -158,7 +158,7 @@ expect tls-conns '^established +20$'
 
 # The relay's open-file limit: derp-conns stops at the first unanswered connection and says why.
 start_relay small plain 60
-run relay-limit 1 "$CONNS" --url "$URL" --count 100 --connect-timeout 1s --settle 0s --hold 0s \
+run relay-limit 1 "$CONNS" --url "$URL" --count 100 --connect-timeout 3s --settle 0s --hold 0s \
   --relay-pid "$PID"
 expect relay-limit 'the relay \(pid [0-9]+\) may open at most 60 files' err
 expect relay-limit 'stopped after [1-9][0-9]* established connections: .*open-file limit' err
