@@ -17,26 +17,10 @@
 #include "lib/http/websocket.h"
 #include "tests/support/raw_peer.h"
 #include "tests/support/test_relay.h"
+#include "tests/support/testdata.h"
 
 namespace derpkit::testing {
 namespace {
-
-std::string ReadFile(const std::string& rel) {
-  std::ifstream in(std::string(DERPKIT_TESTDATA_DIR) + "/" + rel, std::ios::binary);
-  EXPECT_TRUE(in) << rel;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-derp::PrivateKey KeyNamed(const std::string& name) {
-  const auto keys = nlohmann::json::parse(ReadFile("keys/keys.json"));
-  for (const auto& k : keys["Keys"]) {
-    if (k["Name"] == name) return *derp::PrivateKey::FromText(k["Private"].get<std::string>());
-  }
-  ADD_FAILURE() << "no key " << name;
-  return {};
-}
 
 struct Frame {
   derp::FrameType type;
@@ -68,21 +52,22 @@ std::vector<std::string> CapturedFrames(const std::string& bytes, std::size_t sk
 
 class CaptureReplay : public ::testing::Test {
  protected:
-  TestRelay relay_{TestRelayOptions{false, 1, false, nullptr, KeyNamed("server")}};
+  TestRelay relay_{TestRelayOptions{false, 1, false, nullptr, CapturedKey("server")}};
   asio::io_context io_;
 };
 
 TEST_F(CaptureReplay, PlainClientsAAndBGetDerpersBytes) {
-  const std::string a_c2s = ReadFile("derp/plain/A.c2s.bin");
-  const std::string a_s2c = ReadFile("derp/plain/A.s2c.bin");
-  const std::string b_c2s = ReadFile("derp/plain/B.c2s.bin");
+  const std::string a_c2s = ReadTestdata("derp/plain/A.c2s.bin");
+  const std::string a_s2c = ReadTestdata("derp/plain/A.s2c.bin");
+  const std::string b_c2s = ReadTestdata("derp/plain/B.c2s.bin");
   RawPeer a(io_, relay_.port());
   a.Send(a_c2s.substr(0, 228));  // request, ClientInfo, NotePreferred
   // Our 101 head and ServerKey are derper's, byte for byte (same key, same header order).
   EXPECT_EQ(a.ReadExactly(217), a_s2c.substr(0, 217));
   Frame info = ReadFrame(a);
   ASSERT_EQ(info.type, derp::FrameType::kServerInfo);
-  auto opened = derp::OpenServerInfo(info.payload(), KeyNamed("A"), relay_.server().public_key());
+  auto opened =
+      derp::OpenServerInfo(info.payload(), CapturedKey("A"), relay_.server().public_key());
   ASSERT_TRUE(opened.has_value());
   EXPECT_EQ(opened->version, 2);
 
@@ -95,7 +80,7 @@ TEST_F(CaptureReplay, PlainClientsAAndBGetDerpersBytes) {
   EXPECT_EQ(ReadFrame(a).raw, a_s2c.substr(275, 327 - 275));
 
   a.Send(a_c2s.substr(228));  // SendPacket to B, Ping, disco packet to unknown Z
-  const std::string b_s2c = ReadFile("derp/plain/B.s2c.bin");
+  const std::string b_s2c = ReadTestdata("derp/plain/B.s2c.bin");
   EXPECT_EQ(ReadFrame(b).raw, CapturedFrames(b_s2c, 217).back()) << "RecvPacket from A";
   // The Pong is derper's byte for byte. Current derper (v1.40+) also answers a disco packet for
   // an unknown key with PeerGone NotHere, which v1.36.2 in the capture did not; the two may
@@ -112,8 +97,8 @@ TEST_F(CaptureReplay, PlainClientsAAndBGetDerpersBytes) {
 }
 
 TEST_F(CaptureReplay, FastStartClientFGetsNoHttpResponse) {
-  const std::string f_c2s = ReadFile("derp/faststart/F.c2s.bin");
-  const std::string f_s2c = ReadFile("derp/faststart/F.s2c.bin");
+  const std::string f_c2s = ReadTestdata("derp/faststart/F.c2s.bin");
+  const std::string f_s2c = ReadTestdata("derp/faststart/F.s2c.bin");
   RawPeer f(io_, relay_.port());
   f.Send(f_c2s);
   // No HTTP at all: ServerKey first, exactly derper's, then ServerInfo, RecvPacket, Pong.
@@ -124,8 +109,8 @@ TEST_F(CaptureReplay, FastStartClientFGetsNoHttpResponse) {
 }
 
 TEST_F(CaptureReplay, WebSocketClientWGetsDerpersFrames) {
-  const std::string w_c2s = ReadFile("derp/websocket/W.c2s.bin");
-  const std::string w_s2c = ReadFile("derp/websocket/W.s2c.bin");
+  const std::string w_c2s = ReadTestdata("derp/websocket/W.c2s.bin");
+  const std::string w_s2c = ReadTestdata("derp/websocket/W.s2c.bin");
   RawPeer w(io_, relay_.port());
   w.Send(w_c2s);
   std::string head;
@@ -141,7 +126,7 @@ TEST_F(CaptureReplay, WebSocketClientWGetsDerpersFrames) {
 
   // Unwrap our binary messages into the DERP stream.
   std::string derp_stream;
-  const std::string expected = ReadFile("derp/websocket/W.s2c.derp.bin");
+  const std::string expected = ReadTestdata("derp/websocket/W.s2c.derp.bin");
   while (derp_stream.size() < expected.size()) {
     std::string h = w.ReadExactly(2);
     const std::size_t len7 = static_cast<unsigned char>(h[1]) & 0x7f;

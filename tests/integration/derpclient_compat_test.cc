@@ -10,28 +10,12 @@
 
 #include "lib/derpclient/client.h"
 #include "tests/support/run.h"
+#include "tests/support/testdata.h"
 
 namespace derpkit::testing {
 namespace {
 
 using namespace derpclient;
-
-std::string ReadFile(const std::string& rel) {
-  std::ifstream in(std::string(DERPKIT_TESTDATA_DIR) + "/" + rel, std::ios::binary);
-  EXPECT_TRUE(in) << rel;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-derp::PrivateKey KeyNamed(const std::string& name) {
-  const auto keys = nlohmann::json::parse(ReadFile("keys/keys.json"));
-  for (const auto& k : keys["Keys"]) {
-    if (k["Name"] == name) return *derp::PrivateKey::FromText(k["Private"].get<std::string>());
-  }
-  ADD_FAILURE() << "no key " << name;
-  return {};
-}
 
 // Accepts one connection, reads the request head, writes `reply`, then keeps the socket open
 // until the test ends.
@@ -71,18 +55,18 @@ M Next(asio::io_context& io, Client& c) {
 
 TEST(DerpClientCompat, AcceptsOldServerFramesFromTheMeshWatcherCapture) {
   asio::io_context io;
-  ReplayServer server(io, ReadFile("derp/plain/M.s2c.bin"));
+  ReplayServer server(io, ReadTestdata("derp/plain/M.s2c.bin"));
   ClientOptions opts;
   opts.url = "http://127.0.0.1:" + std::to_string(server.port()) + "/derp";
-  opts.key = KeyNamed("M");
+  opts.key = CapturedKey("M");
   Client client(io, opts);
   auto ok = Await(io, client.Connect());
   ASSERT_TRUE(ok.has_value()) << ok.error();
-  EXPECT_EQ(client.server_key(), KeyNamed("server").Public());
+  EXPECT_EQ(client.server_key(), CapturedKey("server").Public());
 
   EXPECT_EQ(Next<ServerInfoMessage>(io, client).info.version, 2);
-  const derp::PublicKey a = KeyNamed("A").Public(), b = KeyNamed("B").Public(),
-                        c = KeyNamed("C").Public(), m = KeyNamed("M").Public();
+  const derp::PublicKey a = CapturedKey("A").Public(), b = CapturedKey("B").Public(),
+                        c = CapturedKey("C").Public(), m = CapturedKey("M").Public();
   // Three key-only PeerPresent frames (A, B and M itself, in Go's map order), then C's.
   std::vector<derp::PublicKey> present;
   for (int i = 0; i < 4; ++i) {
@@ -108,21 +92,21 @@ TEST(DerpClientCompat, AcceptsOldServerFramesFromTheMeshWatcherCapture) {
 
 TEST(DerpClientCompat, ReceivesPacketsPongAndPeerGoneFromTheClientACapture) {
   asio::io_context io;
-  ReplayServer server(io, ReadFile("derp/plain/A.s2c.bin"));
+  ReplayServer server(io, ReadTestdata("derp/plain/A.s2c.bin"));
   ClientOptions opts;
   opts.url = "http://127.0.0.1:" + std::to_string(server.port()) + "/derp";
-  opts.key = KeyNamed("A");
+  opts.key = CapturedKey("A");
   Client client(io, opts);
   ASSERT_TRUE(Await(io, client.Connect()).has_value());
   Next<ServerInfoMessage>(io, client);
   auto from_b = Next<RecvPacketMessage>(io, client);
-  EXPECT_EQ(from_b.src, KeyNamed("B").Public());
+  EXPECT_EQ(from_b.src, CapturedKey("B").Public());
   EXPECT_EQ(std::string(AsText(from_b.packet)), "hello A, from B");
   const auto pong = Next<PongMessage>(io, client);
   EXPECT_EQ(HexEncode(pong.data), "0102030405060708");
   auto forwarded = Next<RecvPacketMessage>(io, client);
   EXPECT_EQ(std::string(AsText(forwarded.packet)), "forwarded to A, from X via mesh");
-  EXPECT_EQ(Next<PeerGoneMessage>(io, client).key, KeyNamed("B").Public());
+  EXPECT_EQ(Next<PeerGoneMessage>(io, client).key, CapturedKey("B").Public());
   Next<KeepAliveMessage>(io, client);
 }
 

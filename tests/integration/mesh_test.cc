@@ -7,6 +7,7 @@
 
 #include "lib/util/netaddr.h"
 #include "tests/support/test_relay.h"
+#include "tests/support/testdata.h"
 
 namespace derpkit::testing {
 namespace {
@@ -19,8 +20,6 @@ using relay::Registry;
 
 constexpr std::string_view kMeshKey =
     "f27947d01a4a425499decacca04ffcef12104f2d8fc3815364acb6cf4392c805";
-
-Bytes Payload(std::string_view s) { return Bytes(AsBytes(s).begin(), AsBytes(s).end()); }
 
 class Mesh : public ::testing::Test {
  protected:

@@ -22,6 +22,7 @@
 #include "relay/http_routes.h"
 #include "tests/support/raw_peer.h"
 #include "tests/support/test_relay.h"
+#include "tests/support/testdata.h"
 
 namespace derpkit::testing {
 namespace {
@@ -31,16 +32,6 @@ using derpclient::PongMessage;
 using derpclient::RecvPacketMessage;
 using relay::CloseReason;
 using relay::DropReason;
-
-Bytes Payload(std::string_view s) { return Bytes(AsBytes(s).begin(), AsBytes(s).end()); }
-
-// A disco packet: the magic "TS💬", then a sender key and a nonce's worth of zeros.
-Bytes DiscoPayload() {
-  Bytes p = {std::byte{0x54}, std::byte{0x53}, std::byte{0xf0},
-             std::byte{0x9f}, std::byte{0x92}, std::byte{0xac}};
-  p.resize(70, std::byte{0});
-  return p;
-}
 
 // Splits `text` into lines (without the '\n').
 std::vector<std::string> Lines(const std::string& text) {

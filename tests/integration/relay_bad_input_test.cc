@@ -8,6 +8,7 @@
 #include "lib/derp/messages.h"
 #include "tests/support/raw_peer.h"
 #include "tests/support/test_relay.h"
+#include "tests/support/testdata.h"
 
 namespace derpkit::testing {
 namespace {
@@ -15,8 +16,6 @@ namespace {
 using derpclient::RecvPacketMessage;
 using relay::CloseReason;
 using relay::DropReason;
-
-Bytes Payload(std::string_view s) { return Bytes(AsBytes(s).begin(), AsBytes(s).end()); }
 
 constexpr std::string_view kUpgrade =
     "GET /derp HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: DERP\r\n\r\n";

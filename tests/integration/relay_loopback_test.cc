@@ -6,6 +6,7 @@
 
 #include "lib/derp/messages.h"
 #include "tests/support/test_relay.h"
+#include "tests/support/testdata.h"
 
 namespace derpkit::testing {
 namespace {
@@ -16,8 +17,6 @@ using derpclient::PongMessage;
 using derpclient::RecvPacketMessage;
 using relay::CloseReason;
 using relay::DropReason;
-
-Bytes Payload(std::string_view s) { return Bytes(AsBytes(s).begin(), AsBytes(s).end()); }
 
 Bytes DiscoPayload() {
   Bytes p = {std::byte{0x54}, std::byte{0x53}, std::byte{0xf0},

@@ -6,6 +6,7 @@
 
 #include "lib/net/ws_stream.h"
 #include "tests/support/test_relay.h"
+#include "tests/support/testdata.h"
 
 namespace derpkit::testing {
 namespace {
@@ -13,8 +14,6 @@ namespace {
 using derpclient::PongMessage;
 using derpclient::RecvPacketMessage;
 using relay::CloseReason;
-
-Bytes Payload(std::string_view s) { return Bytes(AsBytes(s).begin(), AsBytes(s).end()); }
 
 class WebSocket : public ::testing::TestWithParam<bool> {
  protected:
