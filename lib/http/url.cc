@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "lib/util/netaddr.h"
+
 namespace derpkit::http {
 
 std::string_view Describe(UrlError e) {
@@ -57,6 +59,9 @@ Expected<Url, UrlError> ParseUrl(std::string_view text) {
     const auto close = authority.find(']');
     if (close == std::string_view::npos || close == 1) return Unexpected{UrlError::kBadHost};
     url.host = std::string(authority.substr(1, close - 1));
+    // Brackets hold an IPv6 literal and nothing else (RFC 3986 IP-literal, no zones).
+    auto ip = netaddr::ParseIp(url.host);
+    if (!ip || !ip->is_v6()) return Unexpected{UrlError::kBadHost};
     const std::string_view rest = authority.substr(close + 1);
     if (!rest.empty()) {
       if (rest.front() != ':') return Unexpected{UrlError::kBadHost};
