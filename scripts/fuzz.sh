@@ -14,7 +14,11 @@ for bin in "$build"/tests/fuzz/*_fuzz; do
   trap 'rm -rf "$work"' EXIT
   cp -r "$root/tests/fuzz/corpus/$name/." "$work/" 2>/dev/null || true
   echo "fuzz: $name for ${seconds}s"
-  "$bin" -max_total_time="$seconds" -max_len=70000 "$work" "$root/tests/fuzz/corpus/$name" 2>&1 | tail -n 3
+  # Crashing inputs land in BUILD/fuzz-artifacts/<name>-crash-<sha1>: add them to the corpus
+  # once fixed, so every later test run replays them.
+  mkdir -p "$build/fuzz-artifacts"
+  "$bin" -max_total_time="$seconds" -max_len=70000 -artifact_prefix="$build/fuzz-artifacts/$name-" \
+    "$work" "$root/tests/fuzz/corpus/$name" 2>&1 | tail -n 3
   rm -rf "$work"
 done
 [ "$found" = 1 ] || { echo "fuzz: no targets in $build" >&2; exit 1; }
