@@ -32,13 +32,14 @@ std::chrono::milliseconds KeepAliveJitter() {
 }  // namespace
 
 void ClientConn::PacketRing::Push(Packet&& p) {
-  slots_[(head_ + size_) % slots_.size()] = std::move(p);
+  if (slots_.empty()) slots_.resize(depth_);
+  slots_[(head_ + size_) % depth_] = std::move(p);
   ++size_;
 }
 
 Packet ClientConn::PacketRing::Pop() {
   Packet p = std::move(slots_[head_]);
-  head_ = (head_ + 1) % slots_.size();
+  head_ = (head_ + 1) % depth_;
   --size_;
   return p;
 }

@@ -103,17 +103,19 @@ class ClientConn {
   CloseReason Classify(const std::error_code& ec) const;
   void SendNotHere(const derp::PublicKey& dst);
 
-  // A fixed-depth ring of packets.
+  // A fixed-depth ring of packets. Its slots are allocated on the first push: most clients'
+  // disco ring, and every idle client's rings, never need them.
   class PacketRing {
    public:
-    explicit PacketRing(std::size_t depth) : slots_(depth) {}
-    bool full() const { return size_ == slots_.size(); }
+    explicit PacketRing(std::size_t depth) : depth_(depth) {}
+    bool full() const { return size_ == depth_; }
     bool empty() const { return size_ == 0; }
     std::size_t size() const { return size_; }
     void Push(Packet&& p);
     Packet Pop();
 
    private:
+    std::size_t depth_;
     std::vector<Packet> slots_;
     std::size_t head_ = 0;
     std::size_t size_ = 0;
