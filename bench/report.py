@@ -254,8 +254,8 @@ def main():
                 fmt(per, 0, " B"), fmt(after / 2**20 if after else None, 1, " MiB"),
                 f"{fmt(files)} / {fmt(limit)}", note or "—"]
 
-    out.append("## Idle TLS connections (`--workers 2`, a fresh relay per row)\n")
-    ids = ["conns-tls-1000", "conns-tls-10000", "conns-tls-max"]
+    out.append("## Idle connections (`--workers 2`, a fresh relay per row)\n")
+    ids = ["conns-plain-1000", "conns-tls-1000", "conns-tls-10000", "conns-tls-max"]
     header = ["Row", "Requested", "Established", "Relay RSS per connection", "Relay RSS after",
               "Relay open files / limit", "Notes", "Target", "Met"]
     out.append(table(header, section_rows(ids, conns_cells, header)))

@@ -199,7 +199,7 @@ for mode in plain tls; do
   done
 done
 
-# 2. Idle TLS connections, each count on a fresh relay so the RSS delta is its own. "max" asks
+# 2. Idle connections, each count on a fresh relay so the RSS delta is its own. "max" asks
 # for more than the open-file limit allows; derp-conns trims the count and says so.
 for count in 1000 10000 max; do
   id=conns-tls-$count
@@ -209,6 +209,11 @@ for count in 1000 10000 max; do
   start_relay tls 2
   point "$id" derp-conns --url "$RELAY_URL" "${TLS_ARGS[@]}" --count "$n" --hold 2s
 done
+# The same for plain connections (issue #3's other memory target).
+if want conns-plain-1000; then
+  start_relay plain 2
+  point conns-plain-1000 derp-conns --url "$RELAY_URL" --count 1000 --hold 2s
+fi
 
 # 3. STUN binding answers per second.
 if want stun; then

@@ -101,7 +101,6 @@ class ClientConn {
   // Reads at least `need` more bytes than are buffered; compacts and grows the buffer as needed.
   asio::awaitable<std::error_code> ReadMore(std::size_t need);
   CloseReason Classify(const std::error_code& ec) const;
-  void SendNotHere(const derp::PublicKey& dst);
 
   // A fixed-depth ring of packets. Its slots are allocated on the first push: most clients'
   // disco ring, and every idle client's rings, never need them.
