@@ -17,8 +17,10 @@ asan: deps
 
 build: release
 
-# Builds and starts derp-relay on 127.0.0.1 with a generated self-signed certificate.
-run: release
+# Builds derp-relay alone and starts it on 127.0.0.1 with a generated self-signed certificate.
+run: deps
+	cmake --preset release >/dev/null
+	cmake --build --preset release -j $(JOBS) --target derp-relay
 	@bash scripts/run-local.sh
 
 # Release and ASan+UBSan builds, each running the whole ctest suite (fuzz corpora replay as tests).

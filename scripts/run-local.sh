@@ -56,7 +56,7 @@ echo
 echo "DERP map ($state/derpmap.json):"
 cat "$state/derpmap.json"
 echo
-echo "Check it (two DERP clients exchange packets through the relay for 2 s):"
+echo "Check it (two DERP clients exchange packets through the relay for 2 s; \`make release\` builds the tool):"
 echo "  $build/bench/derp-load --url https://localhost:$port/derp --dial-host 127.0.0.1 \\"
 echo "      --ca-file $state/certs/localhost.crt --pairs 1 --rate-mbps 10 --duration 2s"
 echo
