@@ -1,9 +1,12 @@
 #include "relay/debug.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
-#include <sstream>
+#include <string>
 
 #include "lib/net/stream.h"
 #include "relay/client_conn.h"
@@ -61,7 +64,10 @@ std::string HtmlEscape(std::string_view s) {
         out += "&amp;";
         break;
       case '"':
-        out += "&quot;";
+        out += "&#34;";
+        break;
+      case '\'':
+        out += "&#39;";
         break;
       default:
         out += c;
@@ -70,27 +76,52 @@ std::string HtmlEscape(std::string_view s) {
   return out;
 }
 
+// Go's time.Duration.String() of whole seconds, as derper prints its uptime: "0s", "1m17s",
+// "26h0m5s" (hours are the largest unit).
+std::string GoSeconds(std::int64_t total) {
+  const std::int64_t hours = total / 3600, minutes = total % 3600 / 60, seconds = total % 60;
+  std::string out;
+  if (hours > 0) out += std::to_string(hours) + "h";
+  if (hours > 0 || minutes > 0) out += std::to_string(minutes) + "m";
+  return out + std::to_string(seconds) + "s";
+}
+
+// derper's (tsweb's) /debug/ index in the same bytes, so that people and scripts that read
+// derper's page read ours (tests/integration/capture_replay_test.cc compares it with the capture):
+// key/value items, then a link per page, labels verbatim ("Metrics (Go)" is derper's name for the
+// expvar-style JSON at /debug/vars). derper also links pprof, goroutine dumps and /debug/gc, which
+// this relay does not have, so those links are left out.
 http::Response Index(Server& server) {
-  const auto up = std::chrono::duration_cast<std::chrono::seconds>(
-                      std::chrono::steady_clock::now() - server.start_time())
-                      .count();
-  std::ostringstream html;
-  html << "<html><head><title>derp-relay debug</title></head><body>\n"
-       << "<h1>derp-relay debug</h1>\n<ul>\n"
-       << "<li><b>Hostname:</b> " << HtmlEscape(server.config().hostname) << "</li>\n"
-       << "<li><b>Uptime:</b> " << up << " s</li>\n"
-       << "<li><b>Version:</b> derpkit " << HtmlEscape(kDerpkitVersion) << "</li>\n"
-       << "<li><b>Server key:</b> " << server.public_key().ToText() << "</li>\n"
-       << "<li><b>Mesh key:</b> " << (server.mesh_key() ? "set" : "not set") << "</li>\n"
-       << "<li><b>Workers:</b> " << server.shard_count() << "</li>\n"
-       << "</ul>\n<ul>\n"
-       << "<li><a href=\"/debug/varz\">/debug/varz</a> Prometheus metrics</li>\n"
-       << "<li><a href=\"/debug/vars\">/debug/vars</a> the same as JSON</li>\n"
-       << "<li><a href=\"/debug/check\">/debug/check</a> consistency check</li>\n"
-       << "<li><a href=\"/debug/traffic\">/debug/traffic</a> per-client traffic</li>\n"
-       << "</ul>\n</body></html>\n";
-  http::Response r = Text(200, html.str(), "text/html; charset=utf-8");
+  const auto uptime = std::chrono::round<std::chrono::seconds>(std::chrono::steady_clock::now() -
+                                                               server.start_time());
+  std::string html = "<html><body><h1>derp-relay debug</h1><ul>";
+  const auto item = [&html](std::string_view key, std::string_view value) {
+    html.append("<li><b>").append(key).append(":</b> ").append(HtmlEscape(value)).append("</li>");
+  };
+  const auto link = [&html](std::string_view url, std::string_view label) {
+    html.append("<li><a href=\"").append(url).append("\">").append(url).append("</a> (");
+    html.append(label).append(")</li>");
+  };
+  item("Uptime", GoSeconds(uptime.count()));
+  item("Version", std::string("derpkit ") + kDerpkitVersion);
+  std::array<char, 256> machine{};
+  if (::gethostname(machine.data(), machine.size() - 1) == 0) item("Machine", machine.data());
+  item("TLS hostname", server.config().hostname);
+  item("Mesh key", server.mesh_key() ? "true" : "false");
+  link("/debug/vars", "Metrics (Go)");
+  link("/debug/varz", "Metrics (Prometheus)");
+  link("/debug/check", "Consistency check");
+  link("/debug/traffic", "Traffic check");
+
+  http::Response r;
+  r.status = 200;
   AddDebugPageHeaders(r);
+  // Go sniffs this page's type after the handler has run, so its Content-Type follows Date and
+  // Content-Length; written here in that order (AppendResponse adds none of the three again).
+  r.headers.push_back({"Date", http::FormatHttpDate(std::chrono::system_clock::now())});
+  r.headers.push_back({"Content-Length", std::to_string(html.size())});
+  r.headers.push_back({"Content-Type", "text/html; charset=utf-8"});
+  r.body = std::move(html);
   return r;
 }
 
@@ -145,8 +176,11 @@ bool AllowDebugAccess(const http::RequestHead& req, const netaddr::IpAddress& pe
                      [&](const netaddr::Prefix& p) { return p.Contains(ip); });
 }
 
+// Go's http.Error, as derper answers: the type, nosniff, then the standard fields.
 http::Response DebugAccessDenied() {
-  return Text(403, "debug access denied\n", "text/plain; charset=utf-8");
+  http::Response r = Text(403, "debug access denied\n", "text/plain; charset=utf-8");
+  r.headers.push_back({"X-Content-Type-Options", "nosniff"});
+  return r;
 }
 
 asio::awaitable<http::Response> ServeDebug(const http::RequestHead& req, Server& server) {

@@ -506,9 +506,12 @@ defaults
   timeout client 30s
   timeout server 30s
   timeout check 5s
+# RunningProxy::Start connects here to see haproxy is up. Those connections go nowhere: the
+# backends below must see only health checks (on a loaded machine a relayed probe came first).
 frontend unused
   bind 127.0.0.1:{port0}
-  default_backend v2
+  default_backend nowhere
+backend nowhere
 backend v2
   server backend 127.0.0.1:{v2_backend} send-proxy-v2 check check-send-proxy inter 100ms
 backend v1

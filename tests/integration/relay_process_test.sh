@@ -81,14 +81,19 @@ stun_out=$(timeout 5 turnutils_stunclient -p "$stun_port" 127.0.0.1 2>&1 || true
 echo "$stun_out" | grep -q "UDP reflexive addr: 127.0.0.1:" || fail "STUN: $stun_out"
 pass "coturn's turnutils_stunclient gets its reflexive address"
 
+# SIGTERM: the relay stops by itself, through its shutdown path, with status 0. The wait is
+# generous (a loaded machine is only slower); how long it took is printed, not asserted.
 start=$(date +%s%N)
 kill -TERM "$plain_pid"
-for _ in $(seq 1 100); do kill -0 "$plain_pid" 2>/dev/null || break; sleep 0.05; done
-kill -0 "$plain_pid" 2>/dev/null && fail "relay still running 5 s after SIGTERM"
-wait "$plain_pid"; rc=$?
+for _ in $(seq 1 600); do kill -0 "$plain_pid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$plain_pid" 2>/dev/null && fail "relay still running 60 s after SIGTERM"
+rc=0
+wait "$plain_pid" || rc=$?
 [ "$rc" = 0 ] || fail "exit code after SIGTERM: $rc"
+grep -q "signal 15, shutting down" "$log" || fail "no shutdown line for SIGTERM in the log"
+grep -q "derp-relay: stopped" "$log" || fail "the relay exited without logging that it stopped"
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
-pass "SIGTERM -> exit 0 in ${ms} ms"
+pass "SIGTERM -> graceful shutdown logged, exit 0 (took ${ms} ms)"
 
 # Restart: the same key is loaded, not replaced.
 "$relay" -a 127.0.0.1:0 -c "$work/state/derper.key" --stun=false --http-port=-1 >"$log.2" 2>&1 &
