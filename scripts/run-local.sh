@@ -56,7 +56,9 @@ echo
 echo "DERP map ($state/derpmap.json):"
 cat "$state/derpmap.json"
 echo
-echo "Check it (two DERP clients exchange packets through the relay for 2 s; \`make release\` builds the tool):"
+echo "Check it (\`make release\` builds these tools):"
+echo "  $build/netcheck/netcheck --derp-map $state/derpmap.json --portmap=false --connect"
+echo "  $build/stunc/stunc 127.0.0.1 $stun_port"
 echo "  $build/bench/derp-load --url https://localhost:$port/derp --dial-host 127.0.0.1 \\"
 echo "      --ca-file $state/certs/localhost.crt --pairs 1 --rate-mbps 10 --duration 2s"
 echo
