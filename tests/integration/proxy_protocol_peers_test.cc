@@ -6,13 +6,7 @@
 //
 // The proxies are required: CI installs them (scripts/install-deps.sh), and a missing one fails
 // the test rather than skipping it, so this check can never silently stop running.
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <spawn.h>
-#include <stdlib.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <asio.hpp>
@@ -31,13 +25,17 @@
 #include "lib/http/proxy_protocol.h"
 #include "lib/util/bytes.h"
 #include "lib/util/netaddr.h"
-
-extern char** environ;
+#include "tests/support/child_process.h"
 
 namespace derpkit::http {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::ChildProcess;
+using testing::FindProgram;
+using testing::PickFreePort;
+using testing::ReadWholeFile;
+using TempDir = testing::ScratchDir;
 using asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
@@ -46,113 +44,6 @@ constexpr auto kRelayTimeout = 5s;  // the client's bytes must reach the backend
 constexpr int kStartAttempts = 5;   // fresh ports each time: another process may take ours
 constexpr std::string_view kNginxStreamModule = "/usr/lib/nginx/modules/ngx_stream_module.so";
 constexpr auto kAsTuple = asio::experimental::as_tuple(asio::use_awaitable);
-
-// Returns the full path of `name`, searching PATH and then the sbin directories (Debian puts
-// haproxy and nginx in /usr/sbin, which a non-root PATH lacks); empty when it is not installed.
-std::string FindProgram(const std::string& name) {
-  const char* path = ::getenv("PATH");
-  std::string dirs = path != nullptr ? path : "";
-  dirs += ":/usr/local/sbin:/usr/sbin:/sbin";
-  std::size_t start = 0;
-  while (start <= dirs.size()) {
-    const std::size_t end = std::min(dirs.find(':', start), dirs.size());
-    const std::string dir = dirs.substr(start, end - start);
-    if (!dir.empty()) {
-      const std::string path = dir + "/" + name;
-      if (::access(path.c_str(), X_OK) == 0) return path;
-    }
-    start = end + 1;
-  }
-  return "";
-}
-
-std::string ReadFile(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-// A scratch directory, removed with its contents.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "derpkit-proxy-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
-
-// A child process that leads its own process group (nginx forks workers into it). The
-// destructor ends the whole group: SIGTERM, up to 3 s for a clean exit, then SIGKILL.
-class ChildProcess {
- public:
-  // Starts argv[0] with stdout and stderr appended to `log`; throws when it cannot be spawned.
-  ChildProcess(const std::vector<std::string>& argv, const std::filesystem::path& log) {
-    std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
-    posix_spawnattr_setpgroup(&attr, 0);
-    const int err = ::posix_spawn(&pid_, args[0], &actions, &attr, args.data(), environ);
-    posix_spawnattr_destroy(&attr);
-    posix_spawn_file_actions_destroy(&actions);
-    if (err != 0) {
-      pid_ = -1;
-      throw std::system_error(err, std::system_category(), "posix_spawn " + argv[0]);
-    }
-  }
-
-  ~ChildProcess() {
-    if (pid_ <= 0 || Exited()) return;
-    ::kill(-pid_, SIGTERM);
-    const auto deadline = Clock::now() + 3s;
-    while (!Exited() && Clock::now() < deadline) std::this_thread::sleep_for(10ms);
-    if (!Exited()) {
-      ::kill(-pid_, SIGKILL);
-      int status = 0;
-      ::waitpid(pid_, &status, 0);
-    }
-  }
-
-  ChildProcess(const ChildProcess&) = delete;
-  ChildProcess& operator=(const ChildProcess&) = delete;
-
-  // True once the process has ended (and been reaped: its pid is never signalled again).
-  bool Exited() {
-    if (exited_) return true;
-    int status = 0;
-    exited_ = ::waitpid(pid_, &status, WNOHANG) == pid_;
-    return exited_;
-  }
-
- private:
-  pid_t pid_ = -1;
-  bool exited_ = false;
-};
-
-// Returns a port that was free on `address` a moment ago.
-std::uint16_t PickFreePort(const asio::ip::address& address) {
-  asio::io_context io;
-  tcp::acceptor probe(io, tcp::endpoint(address, 0));
-  return probe.local_endpoint().port();
-}
 
 bool HasIpv6Loopback() {
   asio::io_context io;
@@ -237,8 +128,9 @@ class RunningProxy {
       }
       if (up) return proxy;
       failure = "attempt " + std::to_string(attempt) + ": " + program + " did not accept on " +
-                "its frontends within 5 s.\n--- config:\n" + ReadFile(config) + "\n--- output:\n" +
-                ReadFile(log) + ReadFile(proxy->dir_.path() / "error.log");
+                "its frontends within 5 s.\n--- config:\n" + ReadWholeFile(config) +
+                "\n--- output:\n" + ReadWholeFile(log) +
+                ReadWholeFile(proxy->dir_.path() / "error.log");
     }
     return nullptr;
   }

@@ -18,7 +18,7 @@
 #include "lib/net/certs.h"
 #include "tests/support/run.h"
 #include "tests/support/test_relay.h"
-#include "tests/unit/netcheck_side/child_process.h"
+#include "tests/unit/netcheck_side/running_proxy.h"
 
 namespace derpkit::netcheck {
 namespace {
