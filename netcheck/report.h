@@ -46,8 +46,8 @@ struct Report {
   bool os_has_ipv6 = false;    // a UDP socket could be bound to [::1]:0
   bool icmpv4 = false;         // an ICMPv4 echo round trip completed (derpkit sends no ICMP: false)
 
-  // Whether STUN servers at different IPv4 addresses saw us at different public endpoints (a
-  // "hard", endpoint-dependent NAT). nullopt until servers at two IPv4 addresses have answered.
+  // Whether different IPv4 STUN servers saw us at different public endpoints (a "hard",
+  // endpoint-dependent NAT). nullopt until two servers (ip:port) have answered over IPv4.
   std::optional<bool> mapping_varies_by_dest_ip;
   // Whether a packet sent to our own public IPv4 endpoint came back to us (the NAT "hairpins").
   // Tailscale removed this in v1.68; derpkit keeps it. nullopt when not measured (no GlobalV4).

@@ -18,7 +18,7 @@ std::string EndpointString(const netaddr::IpAddress& ip, std::uint16_t port) {
 }
 
 void ReportBuilder::AddStunAnswer(RegionId region, Family family,
-                                  const netaddr::IpAddress& server_ip,
+                                  const netaddr::IpAddress& server_ip, std::uint16_t server_port,
                                   const netaddr::IpAddress& mapped_ip, std::uint16_t mapped_port,
                                   std::chrono::nanoseconds latency) {
   Report& r = report_;
@@ -39,7 +39,7 @@ void ReportBuilder::AddStunAnswer(RegionId region, Family family,
   r.ipv4_can_send = true;
   ++r.global_v4_counters[endpoint];
   if (r.global_v4.empty()) r.global_v4 = endpoint;
-  v4_servers_.insert(server_ip.Unmap().ToString());
+  v4_servers_.insert(EndpointString(server_ip.Unmap(), server_port));
   v4_endpoints_.insert(endpoint);
   if (v4_servers_.size() >= 2) r.mapping_varies_by_dest_ip = v4_endpoints_.size() > 1;
 }

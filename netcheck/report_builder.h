@@ -25,13 +25,14 @@ class ReportBuilder {
   ReportBuilder() = default;
   explicit ReportBuilder(Report start) : report_(std::move(start)) {}
 
-  // A STUN answer: `region` answered a request sent over `family` to `server_ip` after `latency`,
-  // and saw us at mapped_ip:mapped_port. MappingVariesByDestIP is decided once servers at two
-  // different IPv4 addresses have answered: true if they saw different endpoints, else false (an
-  // endpoint-independent NAT, or none).
+  // A STUN answer: `region` answered a request sent over `family` to server_ip:server_port after
+  // `latency`, and saw us at mapped_ip:mapped_port. MappingVariesByDestIP is decided, as
+  // Tailscale's addNodeLatency decides it, once a second IPv4 STUN server (another ip:port) has
+  // answered: true if the servers saw different endpoints, else false (an endpoint-independent
+  // NAT, or none).
   void AddStunAnswer(RegionId region, Family family, const netaddr::IpAddress& server_ip,
-                     const netaddr::IpAddress& mapped_ip, std::uint16_t mapped_port,
-                     std::chrono::nanoseconds latency);
+                     std::uint16_t server_port, const netaddr::IpAddress& mapped_ip,
+                     std::uint16_t mapped_port, std::chrono::nanoseconds latency);
 
   // An HTTPS latency measurement (the fallback when no STUN answer came back): only the overall
   // region latency and the IPv4/IPv6 flag of the address the TLS connection went to.

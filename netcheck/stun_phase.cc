@@ -104,8 +104,8 @@ void OnAnswer(const std::shared_ptr<PhaseState>& st, const derpmap::Node& node, 
               const net::StunAnswer& answer) {
   auto server_ip = ToIp(answer.sent_to.address());
   if (!server_ip) return;
-  st->builder.AddStunAnswer(node.region_id, family, *server_ip, answer.mapped_ip,
-                            answer.mapped_port, answer.rtt);
+  st->builder.AddStunAnswer(node.region_id, family, *server_ip, answer.sent_to.port(),
+                            answer.mapped_ip, answer.mapped_port, answer.rtt);
   st->Log(
       "received STUN answer from " + EndpointText(answer.from) + " (node " + node.name +
       "): we are " + EndpointString(answer.mapped_ip, answer.mapped_port) + ", " +

@@ -1,9 +1,11 @@
 // stunc's output: the reference's three lines, ping-like lines and summary, and the JSON object.
 // Pure formatting of run.h's results (no I/O), so its numbers and spellings are unit-tested.
 //
-// Addresses are written as Go writes them: "127.0.0.1:3478", "[::1]:3478"; an IPv4-mapped IPv6
-// peer stays "[::ffff:127.0.0.1]:3478" because that is what a dual-stack socket reports. The
-// mapped ("stun") address is always unmapped, as Tailscale's client does.
+// Addresses are written as Go writes them: "127.0.0.1:3478", "[::1]:3478", and as the socket
+// reports them. run.cc opens a socket of the server's own family, so an IPv4 server's "from addr"
+// is "127.0.0.1:3478" where Tailscale's dual-stack socket printed "[::ffff:127.0.0.1]:3478" (an
+// IPv4-mapped peer, were one to arrive, would be printed in that form). The mapped ("stun")
+// address is always unmapped, as Tailscale's client does.
 #pragma once
 
 #include <nlohmann/json.hpp>
