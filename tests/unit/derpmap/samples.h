@@ -75,8 +75,9 @@ regions:
 omitdefaultregions: true
 )";
 
-// derp-protocol.md §12.4, verbatim (its CertName is a placeholder, so it parses but does not
-// validate).
+// derp-protocol.md §12.4, verbatim. Its CertName pin is written "<64 hex>" in the doc, so the
+// text parses but Validate refuses that field (validate_test checks both, and that the example
+// validates once a real pin stands there).
 inline constexpr const char* kProtocolDocJson = R"({
   "Regions": {
     "900": {

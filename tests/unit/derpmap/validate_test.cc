@@ -145,6 +145,15 @@ TEST(Validate, TheProtocolDocExampleFailsOnlyOnItsPlaceholderPin) {
   auto err = Validate(*doc, "doc.json");
   ASSERT_TRUE(err.has_value());
   EXPECT_EQ(err->path, "Regions.900.Nodes[1].CertName");
+
+  // With a real pin in place of the doc's "<64 hex>", the same example is a valid map.
+  std::string text = samples::kProtocolDocJson;
+  const std::string placeholder = "sha256-raw:<64 hex>";
+  text.replace(text.find(placeholder), placeholder.size(), "sha256-raw:" + std::string(64, 'a'));
+  auto pinned = ParseJson(text, "doc.json");
+  ASSERT_TRUE(pinned) << pinned.error().ToString();
+  const auto none = Validate(*pinned, "doc.json");
+  EXPECT_FALSE(none.has_value()) << none->ToString();
 }
 
 TEST(Validate, UsesTheRequestedSpelling) {

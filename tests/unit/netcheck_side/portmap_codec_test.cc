@@ -3,8 +3,11 @@
 // what Debian's miniupnpd sent in this project's network-namespace test (tests/netns).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <bit>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "lib/portmap/pcp.h"
 #include "lib/portmap/pmp.h"
@@ -308,34 +311,56 @@ TEST(SsdpResponse, RejectsEveryMalformedShape) {
 constexpr std::string_view kRouteHeader =
     "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n";
 
-class DefaultGateway : public ::testing::Test {
- protected:
-  void SetUp() override {
-    // The kernel prints address words as host integers; these vectors are little-endian ones.
-    if (std::endian::native != std::endian::little) GTEST_SKIP() << "vectors are little-endian";
+// The vectors below are what a little-endian kernel prints (address words as host integers).
+// Returns `table` as this machine's kernel would print it: unchanged on little-endian hosts, with
+// the bytes of each 8-digit address word (Destination, Gateway, Mask) reversed on big-endian ones.
+std::string AsThisKernelPrints(std::string table) {
+  if (std::endian::native == std::endian::little) return table;
+  std::string out;
+  std::size_t start = 0;
+  while (start < table.size()) {
+    const std::size_t end = std::min(table.find('\n', start), table.size());
+    std::string line = table.substr(start, end - start);
+    std::size_t field = 0;
+    for (std::size_t at = 0; at <= line.size(); ++field) {
+      const std::size_t next = std::min(line.find('\t', at), line.size());
+      if ((field == 1 || field == 2 || field == 7) && next - at == 8) {
+        const std::string w = line.substr(at, 8);
+        line.replace(at, 8, w.substr(6, 2) + w.substr(4, 2) + w.substr(2, 2) + w.substr(0, 2));
+      }
+      at = next + 1;
+    }
+    out += line;
+    if (end < table.size()) out += '\n';
+    start = end + 1;
   }
-};
+  return out;
+}
 
-TEST_F(DefaultGateway, ReadsTheNamespaceTestsRoute) {
+std::optional<netaddr::IpAddress> Gateway(std::string_view table) {
+  return DefaultGatewayFromProcNetRoute(AsThisKernelPrints(std::string(table)));
+}
+
+TEST(DefaultGateway, ReadsTheNamespaceTestsRoute) {
   const std::string table = std::string(kRouteHeader) +
                             "nsa\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"
                             "nsa\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
-  const auto gw = DefaultGatewayFromProcNetRoute(table);
+  const auto gw = Gateway(table);
   ASSERT_TRUE(gw.has_value());
   EXPECT_EQ(gw->ToString(), "192.0.2.1");
 }
 
-TEST_F(DefaultGateway, LowestMetricWinsAndTiesGoToTheFirst) {
+TEST(DefaultGateway, LowestMetricWinsAndTiesGoToTheFirst) {
   const std::string table = std::string(kRouteHeader) +
                             "eth0\t00000000\t0100000A\t0003\t0\t0\t600\t00000000\t0\t0\t0\n"
                             "wlan0\t00000000\t0101A8C0\t0003\t0\t0\t100\t00000000\t0\t0\t0\n"
                             "eth1\t00000000\t0201A8C0\t0003\t0\t0\t100\t00000000\t0\t0\t0\n";
-  const auto gw = DefaultGatewayFromProcNetRoute(table);
+  const auto gw = Gateway(table);
   ASSERT_TRUE(gw.has_value());
   EXPECT_EQ(gw->ToString(), "192.168.1.1");
 }
 
-TEST_F(DefaultGateway, SkipsRoutesThatAreNotUsableDefaults) {
+TEST(DefaultGateway, SkipsRoutesThatAreNotUsableDefaults) {
   const std::string table =
       std::string(kRouteHeader) +
       "eth0\t0000000A\t0100000A\t0003\t0\t0\t0\t000000FF\t0\t0\t0\n"  // not a default route
@@ -344,25 +369,23 @@ TEST_F(DefaultGateway, SkipsRoutesThatAreNotUsableDefaults) {
       "eth0\t00000000\t00000000\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"  // gateway 0.0.0.0
       "eth0\t00000000\tZZ00000A\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"  // malformed
       "eth0\t00000000\t0100000A\t0003\n";                             // cut short
-  EXPECT_FALSE(DefaultGatewayFromProcNetRoute(table).has_value());
+  EXPECT_FALSE(Gateway(table).has_value());
 }
 
-TEST_F(DefaultGateway, NoRoutesMeansNoGateway) {
-  EXPECT_FALSE(DefaultGatewayFromProcNetRoute("").has_value());
-  EXPECT_FALSE(DefaultGatewayFromProcNetRoute(kRouteHeader).has_value());
+TEST(DefaultGateway, NoRoutesMeansNoGateway) {
+  EXPECT_FALSE(Gateway("").has_value());
+  EXPECT_FALSE(Gateway(kRouteHeader).has_value());
   // A default route on the header line itself is not a route.
-  EXPECT_FALSE(
-      DefaultGatewayFromProcNetRoute("eth0\t00000000\t0100000A\t0003\t0\t0\t0\t00000000\t0\t0\t0\n")
-          .has_value());
+  EXPECT_FALSE(Gateway("eth0\t00000000\t0100000A\t0003\t0\t0\t0\t00000000\t0\t0\t0\n").has_value());
 }
 
-TEST_F(DefaultGateway, StopsReadingAfterTheLineLimit) {
+TEST(DefaultGateway, StopsReadingAfterTheLineLimit) {
   std::string table(kRouteHeader);
   for (int i = 1; i < kMaxRouteLines; ++i) {
     table += "eth0\t0000000A\t0100000A\t0003\t0\t0\t0\t000000FF\t0\t0\t0\n";
   }
   table += "eth0\t00000000\t0100000A\t0003\t0\t0\t0\t00000000\t0\t0\t0\n";
-  EXPECT_FALSE(DefaultGatewayFromProcNetRoute(table).has_value());
+  EXPECT_FALSE(Gateway(table).has_value());
 }
 
 }  // namespace
