@@ -14,6 +14,7 @@
 
 #include "lib/derpmap/source.h"
 #include "lib/util/duration.h"
+#include "lib/util/go_flags.h"
 #include "netcheck/config.h"
 #include "netcheck/report_json.h"
 #include "netcheck/report_text.h"
@@ -264,7 +265,9 @@ int main(int argc, char** argv) {
                  "PEM file of extra trust anchors for TLS to map URLs and DERP nodes; empty uses "
                  "the system roots.");
   try {
-    app.parse(argc, argv);
+    // Like `tailscale netcheck` (Go flags), -format json works as well as --format json.
+    const std::vector<std::string> args = derpkit::NormalizeGoFlags(argc, argv);
+    app.parse(std::vector<std::string>(args.rbegin(), args.rend()));
   } catch (const CLI::CallForHelp&) {
     std::printf("%s", app.help().c_str());
     return 0;

@@ -10,6 +10,7 @@
 #include "lib/net/log.h"
 #include "lib/net/socket_options.h"
 #include "lib/util/duration.h"
+#include "lib/util/go_flags.h"
 #include "lib/util/netaddr.h"
 #include "relay/config.h"
 #include "relay/server.h"
@@ -18,33 +19,6 @@
 namespace {
 
 using derpkit::relay::RelayConfig;
-
-// Go's flag package accepts -flag and --flag alike, and derper's users write -a, -c, -hostname,
-// -stun-port=3478. CLI11 reads a single dash as a cluster of short options, so long names
-// written with one dash are rewritten to two; "-a=x" becomes "-a x"; negative numbers stay.
-std::vector<std::string> NormalizeGoFlags(int argc, char** argv) {
-  std::vector<std::string> out;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--") {
-      for (; i < argc; ++i) out.emplace_back(argv[i]);
-      break;
-    }
-    const bool single_dash = arg.size() > 1 && arg[0] == '-' && arg[1] != '-';
-    if (single_dash && !(arg[1] >= '0' && arg[1] <= '9')) {
-      const auto eq = arg.find('=');
-      const std::string name = arg.substr(1, eq == std::string::npos ? std::string::npos : eq - 1);
-      if (name.size() == 1 && eq != std::string::npos) {
-        out.push_back("-" + name);
-        out.push_back(arg.substr(eq + 1));
-        continue;
-      }
-      if (name.size() > 1) arg = "-" + arg;
-    }
-    out.push_back(arg);
-  }
-  return out;
-}
 
 // Splits "a, b,,c" into {"a", "b", "c"}.
 std::vector<std::string> SplitComma(const std::string& text) {
@@ -153,7 +127,7 @@ int main(int argc, char** argv) {
                  "without a valid header is closed.");
   app.add_flag("-v,--verbose", verbose, "Log every connection (debug level).");
 
-  const std::vector<std::string> args = NormalizeGoFlags(argc, argv);
+  const std::vector<std::string> args = derpkit::NormalizeGoFlags(argc, argv);
   std::vector<std::string> reversed(args.rbegin(), args.rend());
   try {
     app.parse(reversed);

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "lib/util/go_flags.h"
 #include "stunc/config.h"
 #include "stunc/report.h"
 #include "stunc/run.h"
@@ -42,19 +43,6 @@ T OrUsageError(derpkit::Expected<T, std::string> v) {
   return std::move(*v);
 }
 
-// Go's flag package (the reference) takes -timeout as well as --timeout; CLI11 would read
-// "-timeout" as a cluster of one-letter flags, so long names written with one dash get two.
-std::vector<std::string> GoStyleArgs(int argc, char** argv) {
-  std::vector<std::string> out;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    const bool long_single_dash =
-        arg.size() > 2 && arg[0] == '-' && arg[1] != '-' && !(arg[1] >= '0' && arg[1] <= '9');
-    out.push_back(long_single_dash ? "-" + arg : arg);
-  }
-  return {out.rbegin(), out.rend()};  // CLI11's parse(vector) takes the arguments reversed
-}
-
 void Print(const std::string& text) {
   std::fputs(text.c_str(), stdout);
   std::fflush(stdout);
@@ -86,7 +74,9 @@ int main(int argc, char** argv) {
                "servers answer it; derper does not)");
   app.add_flag("--json", config.json, "Print one JSON object instead of text");
   try {
-    app.parse(GoStyleArgs(argc, argv));
+    // Go's flag package (the reference) takes -timeout as well as --timeout.
+    const std::vector<std::string> args = derpkit::NormalizeGoFlags(argc, argv);
+    app.parse(std::vector<std::string>(args.rbegin(), args.rend()));
   } catch (const CLI::CallForHelp&) {
     Print(app.help());
     return kExitAnswered;
