@@ -232,10 +232,6 @@ asio::awaitable<void> FrontConnection::Run() {
     // with X-Forwarded-For is refused.
     ctx.debug_allowed = AllowDebugAccess(head, peer_ip_, server_.debug_access());
     RouteResult result = relay::Route(head, ctx);
-    // A response built below replaces the routed one but keeps what Route() decided from the
-    // request: close after it (then "Connection: close" is written, as Go does) and HEAD.
-    const bool close_connection = result.response.close_connection;
-    const bool head_only = result.response.head_only;
     if (kind_ == ListenerKind::kDebug && result.kind != RouteResult::Kind::kDebug) {
       // The --debug-addr listener serves /debug/ and nothing else.
       result.kind = RouteResult::Kind::kResponse;
@@ -256,8 +252,8 @@ asio::awaitable<void> FrontConnection::Run() {
         result.response = DebugAccessDenied();
       }
     }
-    result.response.close_connection = close_connection;
-    result.response.head_only = head_only;
+    // A response put in place above still answers this request (Connection: close, HEAD).
+    ApplyRequestFraming(head, result);
     shard_.stats().http_requests.Add();
     shard_.stats().http_requests_by_route[static_cast<std::size_t>(result.route)].Add();
     std::string out;

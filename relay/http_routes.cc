@@ -479,6 +479,11 @@ RouteResult Route(const RequestHead& req, const RouteContext& ctx) {
     result = RouteMux(req, ctx);
   }
 
+  ApplyRequestFraming(req, result);
+  return result;
+}
+
+void ApplyRequestFraming(const http::RequestHead& req, RouteResult& result) {
   if (result.kind != RouteResult::Kind::kDerpUpgrade) {
     const std::string* connection = http::FindHeader(result.response.headers, "Connection");
     result.close_after = result.route == RouteId::kBadRequest || MustClose(req) ||
@@ -487,7 +492,6 @@ RouteResult Route(const RequestHead& req, const RouteContext& ctx) {
     result.response.close_connection = result.close_after && req.version_minor >= 1;
   }
   result.response.head_only = req.method == "HEAD";
-  return result;
 }
 
 http::Response DerpSwitchingProtocols(std::string_view server_public_key_hex) {

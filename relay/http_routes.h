@@ -88,6 +88,11 @@ struct RouteResult {
 // Routes one request head. Never fails: every request gets some answer.
 RouteResult Route(const http::RequestHead& req, const RouteContext& ctx);
 
+// Sets what the request decides about writing result.response: close after it (close_after and
+// response.close_connection) and HEAD (response.head_only). Route() calls it; a caller that puts
+// another response in place (a /debug/ page, a 403) calls it again before writing.
+void ApplyRequestFraming(const http::RequestHead& req, RouteResult& result);
+
 // Returns derper's 101 for a plain DERP upgrade (§3.2 step 5), in derper's header order:
 // Upgrade: DERP, Connection: Upgrade, Derp-Version: 2, Derp-Public-Key: <64 lowercase hex>.
 http::Response DerpSwitchingProtocols(std::string_view server_public_key_hex);
