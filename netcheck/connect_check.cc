@@ -16,8 +16,8 @@
 
 #include "lib/derp/keys.h"
 #include "lib/derpclient/client.h"
+#include "lib/derpclient/node_options.h"
 #include "lib/net/stream.h"
-#include "lib/util/netaddr.h"
 
 namespace derpkit::netcheck {
 namespace {
@@ -31,37 +31,13 @@ constexpr int kMaxMessagesPerRoundTrip = 1000;
 
 std::string Ms(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
 
-bool IsLiteral(const std::string& text, bool v4) {
-  auto ip = netaddr::ParseIp(text);
-  return ip && ip->is_v4() == v4;
-}
-
-// DERPNode addressing: a literal IPv4 is dialled as is; "" means DNS on HostName; anything else
-// turns IPv4 off, and then a literal IPv6 is used if there is one.
-std::string DialHost(const derpmap::Node& node) {
-  if (IsLiteral(node.ipv4, true)) return node.ipv4;
-  if (node.ipv4.empty()) return "";
-  if (IsLiteral(node.ipv6, false)) return node.ipv6;
-  return "";
-}
-
 derpclient::ClientOptions OptionsFor(const derpmap::Node& node, const ConnectOptions& options,
                                      const derp::PrivateKey& key, bool websocket) {
-  const int port = node.derp_port == 0 ? 443 : node.derp_port;
-  const bool v6_name = node.host_name.find(':') != std::string::npos;
-  std::string url = "https://" + (v6_name ? "[" + node.host_name + "]" : node.host_name);
-  if (port != 443) url += ":" + std::to_string(port);
-  url += "/derp";
-  derpclient::ClientOptions o;
-  o.url = url;
-  o.dial_host = DialHost(node);
-  o.key = key;
-  o.tls.cert_name = node.cert_name;
-  o.tls.insecure = node.insecure_for_tests;
-  o.tls.ca_file = options.ca_file;
-  o.websocket = websocket;
-  o.connect_timeout = options.timeout;
-  return o;
+  derpclient::NodeClientSettings settings;
+  settings.ca_file = options.ca_file;
+  settings.connect_timeout = options.timeout;
+  settings.websocket = websocket;
+  return derpclient::NodeClientOptions(node, key, settings);
 }
 
 Bytes RandomPayload() {

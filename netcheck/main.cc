@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "lib/derpmap/source.h"
+#include "lib/net/atomic_file.h"
 #include "lib/util/duration.h"
 #include "lib/util/go_flags.h"
 #include "netcheck/config.h"
@@ -165,7 +166,8 @@ asio::awaitable<int> ReportLoop(asio::io_context& io, const Config& config,
     std::fflush(stdout);
     code = ExitCodeFor(report);
     if (!config.textfile.empty()) {
-      if (auto err = nc::WriteFileAtomically(config.textfile, nc::RenderTextfile(report, map))) {
+      if (auto err =
+              derpkit::net::WriteFileAtomically(config.textfile, nc::RenderTextfile(report, map))) {
         std::fprintf(stderr, "netcheck: --textfile: %s\n", err->c_str());
         code = kExitFailed;
       }

@@ -178,37 +178,4 @@ std::string RenderTextfile(const Report& r, const derpmap::DerpMap& map) {
   return e.Take();
 }
 
-std::optional<std::string> WriteFileAtomically(const std::string& path,
-                                               const std::string& contents) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  auto fail = [&](const std::string& step) -> std::optional<std::string> {
-    const std::string message = step + ": " + std::strerror(errno);
-    ::unlink(tmp.c_str());
-    return message;
-  };
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return std::string("cannot create ") + tmp + ": " + std::strerror(errno);
-  std::size_t written = 0;
-  while (written < contents.size()) {
-    const ssize_t n = ::write(fd, contents.data() + written, contents.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int saved = errno;
-      ::close(fd);
-      errno = saved;
-      return fail("cannot write " + tmp);
-    }
-    written += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd) != 0) {
-    const int saved = errno;
-    ::close(fd);
-    errno = saved;
-    return fail("cannot fsync " + tmp);
-  }
-  if (::close(fd) != 0) return fail("cannot close " + tmp);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return fail("cannot rename " + tmp + " to " + path);
-  return std::nullopt;
-}
-
 }  // namespace derpkit::netcheck

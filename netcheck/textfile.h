@@ -14,7 +14,7 @@
 //   netcheck_connect_ok{region_id,region_code}, netcheck_connect_round_trip_seconds{…},
 //   netcheck_connect_websocket_only{…}, netcheck_connect_server_keys{…}
 //
-// RenderTextfile is pure; WriteFileAtomically does file I/O on the caller's thread.
+// RenderTextfile is pure; main writes it with lib/net/atomic_file.h.
 #pragma once
 
 #include <optional>
@@ -27,10 +27,5 @@ namespace derpkit::netcheck {
 
 // The exposition text (ends with a newline). Label values are escaped per the format.
 std::string RenderTextfile(const Report& report, const derpmap::DerpMap& map);
-
-// Writes `contents` to `<path>.tmp.<pid>`, fsyncs it and renames it over `path` (mode 0644).
-// Returns an error message naming the file and the failing step, or nullopt on success.
-std::optional<std::string> WriteFileAtomically(const std::string& path,
-                                               const std::string& contents);
 
 }  // namespace derpkit::netcheck

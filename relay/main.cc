@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "lib/net/key_file.h"
 #include "lib/net/log.h"
 #include "lib/net/socket_options.h"
 #include "lib/util/duration.h"
@@ -14,7 +15,6 @@
 #include "lib/util/netaddr.h"
 #include "relay/config.h"
 #include "relay/server.h"
-#include "relay/server_key.h"
 
 namespace {
 
@@ -156,7 +156,7 @@ int main(int argc, char** argv) {
   try {
     derpkit::derp::PrivateKey key = derpkit::derp::PrivateKey::Generate();
     if (!config.dev) {
-      auto loaded = derpkit::relay::LoadOrCreateKeyFile(config.key_file);
+      auto loaded = derpkit::net::LoadOrCreateKeyFile(config.key_file);
       key = loaded.key;
       if (loaded.created) LOG_INFO("created key file %s", config.key_file.c_str());
     }

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "lib/net/atomic_file.h"
 #include "lib/net/openssl_util.h"
 
 namespace derpkit::net {
@@ -32,10 +33,6 @@ constexpr int kValidityDays = 365;
 
 [[noreturn]] void FailOpenSsl(const std::string& what) {
   throw std::runtime_error(what + ": " + internal::DrainOpenSslErrors());
-}
-
-[[noreturn]] void FailErrno(const std::string& what, int err) {
-  throw std::runtime_error(what + ": " + std::system_category().message(err));
 }
 
 bool IsHostnameChar(char c) {
@@ -150,38 +147,9 @@ EvpPkeyPtr ReadKeyPem(const std::string& path) {
   return key;
 }
 
-// Writes `contents` to `path` with exactly `mode` (umask notwithstanding), through a temporary
-// file and a rename so that a crash never leaves a truncated key or certificate behind.
-void WriteFileAtomically(const std::string& path, const std::string& contents, mode_t mode) {
-  const std::string tmp = path + ".tmp";
-  ::unlink(tmp.c_str());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-  if (fd < 0) FailErrno("cannot create " + tmp, errno);
-  auto fail = [&](const std::string& what) {
-    const int err = errno;
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    FailErrno(what + " " + tmp, err);
-  };
-  if (::fchmod(fd, mode) != 0) fail("cannot chmod");
-  std::size_t done = 0;
-  while (done < contents.size()) {
-    const ssize_t n = ::write(fd, contents.data() + done, contents.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) fail("cannot write");
-    done += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd) != 0) fail("cannot fsync");
-  if (::close(fd) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    FailErrno("cannot close " + tmp, err);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    FailErrno("cannot rename " + tmp + " to " + path, err);
-  }
+// Writes through lib/net/atomic_file so that a crash never leaves a truncated key or certificate.
+void WriteFileOrThrow(const std::string& path, const std::string& contents, mode_t mode) {
+  if (auto err = WriteFileAtomically(path, contents, mode)) throw std::runtime_error(*err);
 }
 
 }  // namespace
@@ -287,8 +255,8 @@ EnsuredCert EnsureSelfSignedCert(const std::string& certdir, const std::string& 
     }
   }
   // Key first: a certificate on disk then always has its key beside it.
-  WriteFileAtomically(files.key_file, generated.key_pem, 0600);
-  WriteFileAtomically(files.cert_file, generated.cert_pem, 0644);
+  WriteFileOrThrow(files.key_file, generated.key_pem, 0600);
+  WriteFileOrThrow(files.cert_file, generated.cert_pem, 0644);
   out.sha256_der_hex = CertSha256Hex(files.cert_file);
   out.created = true;
   return out;

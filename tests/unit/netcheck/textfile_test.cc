@@ -1,4 +1,4 @@
-// The Prometheus textfile form of a Report and its atomic write (netcheck/textfile.h). The
+// The Prometheus textfile form of a Report (netcheck/textfile.h). The
 // integration test also runs `promtool check metrics` on real output.
 #include "netcheck/textfile.h"
 
@@ -108,45 +108,6 @@ TEST(Textfile, ConnectFamilies) {
       << text;
   EXPECT_TRUE(Has(text, "netcheck_connect_server_keys{region_id=\"1\",region_code=\"nyc\"} 2"))
       << text;
-}
-
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "netcheck-textfile-XXXXXX").string();
-    path_ = ::mkdtemp(pattern.data());
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
-
-TEST(WriteFileAtomically, ReplacesTheFileAndLeavesNoTemporary) {
-  TempDir dir;
-  const std::string path = (dir.path() / "netcheck.prom").string();
-  ASSERT_EQ(WriteFileAtomically(path, "first\n"), std::nullopt);
-  ASSERT_EQ(WriteFileAtomically(path, "second\n"), std::nullopt);
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  EXPECT_EQ(ss.str(), "second\n");
-  EXPECT_EQ(std::filesystem::status(path).permissions() & std::filesystem::perms::all,
-            std::filesystem::perms(0644));
-  std::size_t entries = 0;
-  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir.path())) ++entries;
-  EXPECT_EQ(entries, 1u) << "a temporary file was left behind";
-}
-
-TEST(WriteFileAtomically, SaysWhatFailed) {
-  TempDir dir;
-  const std::string path = (dir.path() / "missing-dir" / "netcheck.prom").string();
-  const auto err = WriteFileAtomically(path, "x\n");
-  ASSERT_TRUE(err.has_value());
-  EXPECT_NE(err->find("cannot create " + path + ".tmp."), std::string::npos) << *err;
-  EXPECT_NE(err->find("No such file or directory"), std::string::npos) << *err;
 }
 
 }  // namespace

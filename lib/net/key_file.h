@@ -1,12 +1,15 @@
-// The relay's long-term DERP key, kept in derper's key file format so that a relay can take over
-// an existing derper's identity (clients pin nothing, but meshes and probes see the same key).
+// A long-term DERP key in derper's key file format: the relay's server key (so a relay can take
+// over an existing derper's identity: meshes and probes see the same key) and derp-probe's client
+// key (--key-file, so relays that verify clients can allow it).
+//
+// Blocking file I/O at start-up, on the caller's thread.
 #pragma once
 
 #include <string>
 
 #include "lib/derp/keys.h"
 
-namespace derpkit::relay {
+namespace derpkit::net {
 
 struct LoadedKey {
   derp::PrivateKey key;
@@ -19,4 +22,4 @@ struct LoadedKey {
 // be silently replaced.
 LoadedKey LoadOrCreateKeyFile(const std::string& path);
 
-}  // namespace derpkit::relay
+}  // namespace derpkit::net

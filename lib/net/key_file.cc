@@ -1,4 +1,5 @@
-#include "relay/server_key.h"
+// LoadOrCreateKeyFile: read derper's key file, or create it with a new key (mode 0600).
+#include "lib/net/key_file.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -11,7 +12,7 @@
 #include <sstream>
 #include <stdexcept>
 
-namespace derpkit::relay {
+namespace derpkit::net {
 
 LoadedKey LoadOrCreateKeyFile(const std::string& path) {
   std::error_code ec;
@@ -49,4 +50,4 @@ LoadedKey LoadOrCreateKeyFile(const std::string& path) {
   return LoadedKey{key, true};
 }
 
-}  // namespace derpkit::relay
+}  // namespace derpkit::net
