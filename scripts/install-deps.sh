@@ -12,7 +12,7 @@ packages=(
   # real servers and clients used by the tests, and the tools their scripts call
   coturn stun-server stun-client prometheus prometheus-node-exporter curl openssl iproute2 nftables
   procps haproxy nginx-light libnginx-mod-stream miniupnpd-nftables miniupnpd miniupnpc natpmpc
-  jq python3 psmisc
+  jq python3 psmisc prometheus-pushgateway chromium fonts-dejavu-core
 )
 
 missing=()
@@ -35,7 +35,7 @@ $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 # Some packages start system services (coturn on :3478, nginx on :80, haproxy) where systemd
 # runs; the tests start their own instances on free ports, so stop those.
 if command -v systemctl >/dev/null 2>&1; then
-  for svc in coturn nginx haproxy prometheus prometheus-node-exporter miniupnpd stund; do
+  for svc in coturn nginx haproxy prometheus prometheus-node-exporter prometheus-pushgateway miniupnpd stund; do
     if systemctl is-active --quiet "$svc" 2>/dev/null; then $SUDO systemctl stop "$svc" || true; fi
   done
 fi

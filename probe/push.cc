@@ -1,0 +1,149 @@
+// The Pushgateway client: URL and grouping key checks, one PUT with cpp-httplib, failures in words.
+// Blocking; main's thread (see push.h for why this is not prometheus::Gateway).
+#include "probe/push.h"
+
+#include <httplib.h>
+#include <openssl/x509.h>
+#include <prometheus/text_serializer.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <span>
+
+#include "lib/http/head.h"
+#include "lib/http/url.h"
+#include "lib/http/websocket_accept.h"
+#include "probe/metrics.h"
+
+namespace derpkit::probe {
+namespace {
+
+constexpr const char* kContentType = "text/plain; version=0.0.4; charset=utf-8";
+constexpr std::size_t kQuotedBodyBytes = 200;
+
+bool IsLabelName(std::string_view name) {
+  if (name.empty()) return false;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    const char c = name[i];
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+                    (i > 0 && c >= '0' && c <= '9');
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// A value that can go into a path segment as it is: URL-unreserved characters only, and not a
+// dot segment that clients and proxies would collapse.
+bool IsPlainSegment(std::string_view value) {
+  if (value.empty() || value == "." || value == "..") return false;
+  return std::all_of(value.begin(), value.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.' || c == '~';
+  });
+}
+
+// base64url without padding (RFC 4648 §5); the Pushgateway's spelling of the empty value is "=".
+std::string Base64Url(std::string_view value) {
+  if (value.empty()) return "=";
+  std::string out = http::Base64Encode(std::as_bytes(std::span(value.data(), value.size())));
+  out.erase(out.find_last_not_of('=') + 1);
+  std::replace(out.begin(), out.end(), '+', '-');
+  std::replace(out.begin(), out.end(), '/', '_');
+  return out;
+}
+
+// "/name/value" or "/name@base64/…".
+std::string Segment(std::string_view name, std::string_view value) {
+  if (IsPlainSegment(value)) return "/" + std::string(name) + "/" + std::string(value);
+  return "/" + std::string(name) + "@base64/" + Base64Url(value);
+}
+
+std::string Origin(const http::Url& url) {
+  const bool v6 = url.host.find(':') != std::string::npos;
+  return url.scheme + "://" + (v6 ? "[" + url.host + "]" : url.host) + ":" +
+         std::to_string(url.port);
+}
+
+std::string FirstLine(std::string_view body) {
+  const auto start = body.find_first_not_of(" \t\r\n");
+  if (start == std::string_view::npos) return "";
+  body.remove_prefix(start);
+  return std::string(body.substr(0, std::min(body.find_first_of("\r\n"), kQuotedBodyBytes)));
+}
+
+std::string Millis(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
+
+std::string DescribeFailure(httplib::Error error, const http::Url& url, const PushOptions& options,
+                            long verify_result) {
+  const std::string where = url.HostHeader();
+  switch (error) {
+    case httplib::Error::Connection:
+      return "could not connect to " + where + " (refused, unreachable or no address)";
+    case httplib::Error::ConnectionTimeout:
+      return "connecting to " + where + " timed out after " + Millis(options.timeout);
+    case httplib::Error::Read:
+      return "no answer from " + where + " (closed, or nothing within " + Millis(options.timeout) +
+             ")";
+    case httplib::Error::Write:
+      return "sending the metrics to " + where + " failed (closed, or stalled for " +
+             Millis(options.timeout) + ")";
+    case httplib::Error::SSLConnection:
+      return "the TLS handshake with " + where + " failed";
+    case httplib::Error::SSLLoadingCerts:
+      return "could not load the system's CA certificates";
+    case httplib::Error::SSLServerVerification:
+      return "the TLS certificate of " + where +
+             " is not trusted: " + X509_verify_cert_error_string(verify_result);
+    default:
+      return "the request to " + where + " failed: " + httplib::to_string(error);
+  }
+}
+
+}  // namespace
+
+std::optional<std::string> PushMetrics(const PushOptions& options, const ProberSnapshot& snapshot) {
+  const std::string prefix = "push to " + options.url + " (job " + options.job + "): ";
+  auto url = http::ParseUrl(options.url);
+  if (!url) return prefix + "not a usable URL: " + std::string(Describe(url.error()));
+  if (url->target.find('?') != std::string::npos) {
+    return prefix + "the URL must not have a query (the job and labels make the path)";
+  }
+  if (options.job.empty()) return prefix + "the job name is empty";
+  std::string path = url->target;
+  while (!path.empty() && path.back() == '/') path.pop_back();
+  path += "/metrics" + Segment("job", options.job);
+  for (const auto& [name, value] : options.grouping_labels) {
+    if (!IsLabelName(name) || name == "job") {
+      return prefix + "\"" + name + "\" cannot be a grouping label name";
+    }
+    path += Segment(name, value);
+  }
+
+  const std::string body = prometheus::TextSerializer{}.Serialize(CollectMetricFamilies(snapshot));
+  httplib::Client client(Origin(*url));
+  client.set_connection_timeout(options.timeout);
+  client.set_read_timeout(options.timeout);
+  client.set_write_timeout(options.timeout);
+  client.set_keep_alive(false);
+  client.set_follow_location(false);
+  if (url->tls()) client.enable_server_certificate_verification(true);
+  const httplib::Headers headers = {{"Host", url->HostHeader()},
+                                    {"User-Agent", "derp-probe/" DERPKIT_VERSION}};
+  const httplib::Result result = client.Put(path, headers, body, kContentType);
+  if (!result) {
+    const long verify = result.error() == httplib::Error::SSLServerVerification
+                            ? client.get_openssl_verify_result()
+                            : 0;
+    return prefix + DescribeFailure(result.error(), *url, options, verify);
+  }
+  // The Pushgateway answers 200 (older versions 202) when it took the metrics.
+  if (result->status >= 200 && result->status < 300) return std::nullopt;
+  std::string reason = "HTTP " + std::to_string(result->status);
+  if (auto phrase = http::ReasonPhrase(result->status); !phrase.empty()) {
+    reason += " " + std::string(phrase);
+  }
+  if (auto line = FirstLine(result->body); !line.empty()) reason += ": " + line;
+  return prefix + reason;
+}
+
+}  // namespace derpkit::probe
