@@ -59,6 +59,7 @@ echo
 echo "Check it (\`make release\` builds these tools):"
 echo "  $build/netcheck/netcheck --derp-map $state/derpmap.json --portmap=false --connect"
 echo "  $build/stunc/stunc 127.0.0.1 $stun_port"
+echo "  $build/probe/derp-probe --derp-map $state/derpmap.json --once"
 echo "  $build/bench/derp-load --url https://localhost:$port/derp --dial-host 127.0.0.1 \\"
 echo "      --ca-file $state/certs/localhost.crt --pairs 1 --rate-mbps 10 --duration 2s"
 echo
