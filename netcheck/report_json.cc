@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
-#include "netcheck/go_format.h"
+#include "lib/util/go_format.h"
 
 namespace derpkit::netcheck {
 namespace {

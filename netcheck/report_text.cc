@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "netcheck/go_format.h"
+#include "lib/util/go_format.h"
 
 namespace derpkit::netcheck {
 namespace {

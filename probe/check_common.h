@@ -1,8 +1,8 @@
 // Internal to derp-probe's checks (probe/check_*.cc only): the pieces they share. Text for
-// durations and addresses, a deadline branch for awaitable_operators races, and the client pair
-// that the mesh, bw and qd checks drive (connect both ends, then push one small packet through
-// with backoff until the relays have learnt the receiver). The pair functions are defined in
-// check_mesh.cc.
+// durations and addresses, a deadline branch and a two-branch race for awaitable_operators, and the
+// client pair that the mesh, bw and qd checks drive (connect both ends, then push one small packet
+// through with backoff until the relays have learnt the receiver). The pair functions are defined
+// in check_mesh.cc.
 //
 // Thread affinity: as checks.h: coroutines on the io_context given; every call from its thread.
 // Every coroutine here borrows its reference arguments until it completes; the callers keep them
@@ -103,6 +103,16 @@ asio::awaitable<Bounded<T>> RunBounded(asio::awaitable<T> body, Clock::time_poin
   co_return out;
 }
 
+// Races two branches (typically a sender and a receiver borrowing the same state) and returns the
+// value of the one that finished first; the race cancels the other and waits for it to end.
+template <typename T>
+asio::awaitable<T> FirstToFinish(asio::awaitable<T> a, asio::awaitable<T> b) {
+  auto race = asio::experimental::awaitable_operators::operator||(std::move(a), std::move(b));
+  auto finished = co_await std::move(race);
+  if (finished.index() == 0) co_return std::get<0>(std::move(finished));
+  co_return std::get<1>(std::move(finished));
+}
+
 // Mesh, bw and qd: a sending client connected to `from` and a receiving client on `to`.
 struct PairClients {
   std::unique_ptr<derpclient::Client> sender;
@@ -150,6 +160,13 @@ asio::awaitable<Expected<void, std::string>> DeliverOneCopy(PairClients& pair,
                                                             const derpmap::Node& to,
                                                             PairProgress& progress);
 
+// ConnectPair, then DeliverOneCopy: the pair is ready once a copy got through. All of the mesh
+// check, and the set-up of bw and qd. Runs with throw_if_cancelled off (errors, not exceptions).
+asio::awaitable<Expected<void, std::string>> ConnectAndDeliver(PairClients& pair,
+                                                               const derpmap::Node& from,
+                                                               const derpmap::Node& to,
+                                                               PairProgress& progress);
+
 // "sent 9 copies over 9.6s, none arrived at 1b: are 1a and 1b meshed (--mesh-with) with the same
 // mesh key?" (for a node with itself, a different likely cause).
 std::string NoCopyArrivedText(const derpmap::Node& from, const derpmap::Node& to,
@@ -161,5 +178,13 @@ std::string ReceiveErrorText(const std::string& error);
 // The error text for a pair check that hit its deadline: what was under way.
 std::string PairTimeoutText(const derpmap::Node& from, const derpmap::Node& to,
                             const PairProgress& progress, std::chrono::milliseconds timeout);
+
+// Why a pair check's bounded run (RunBounded) did not finish: the deadline (PairTimeoutText), the
+// caller's cancellation ("cancelled while connecting to 1b"), the run's own error, or an early end.
+std::string PairFailureText(const derpmap::Node& from, const derpmap::Node& to,
+                            const PairProgress& progress,
+                            const Bounded<Expected<void, std::string>>& bounded,
+                            const asio::cancellation_state& state,
+                            std::chrono::milliseconds timeout);
 
 }  // namespace derpkit::probe::check_detail

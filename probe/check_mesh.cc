@@ -10,7 +10,6 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
-#include <asio/experimental/awaitable_operators.hpp>
 #include <cstring>
 #include <variant>
 
@@ -22,8 +21,6 @@
 namespace derpkit::probe {
 namespace check_detail {
 namespace {
-
-using namespace asio::experimental::awaitable_operators;
 
 constexpr std::size_t kCopyBytes = 8;  // the reference's meshProbePacketSize
 constexpr std::chrono::milliseconds kFirstResend{50};
@@ -63,6 +60,18 @@ asio::awaitable<Expected<void, std::string>> ExpectServerInfo(derpclient::Client
     co_return Unexpected{node.name + ": expected ServerInfo first, got " + MessageName(*first)};
   }
   co_return Expected<void, std::string>{};
+}
+
+// One end of ConnectPair: connect `client` to `node`, then its first message must be ServerInfo.
+asio::awaitable<Expected<void, std::string>> ConnectOne(derpclient::Client& client,
+                                                        const derpmap::Node& node,
+                                                        PairProgress& progress) {
+  progress.step = "connecting to " + node.name;
+  auto connected = co_await client.Connect();
+  if (!connected) co_return Unexpected{"connect to " + node.name + ": " + connected.error()};
+  progress.step = "waiting for ServerInfo from " + node.name;
+  auto info = co_await ExpectServerInfo(client, node);
+  co_return info;
 }
 
 // The sending half of DeliverOneCopy: a fresh copy, then a pause that doubles up to kMaxResend.
@@ -159,19 +168,10 @@ asio::awaitable<Expected<void, std::string>> ConnectPair(PairClients& pair,
                                                          const derpmap::Node& from,
                                                          const derpmap::Node& to,
                                                          PairProgress& progress) {
-  progress.step = "connecting to " + from.name;
-  auto sender = co_await pair.sender->Connect();
-  if (!sender) co_return Unexpected{"connect to " + from.name + ": " + sender.error()};
-  progress.step = "waiting for ServerInfo from " + from.name;
-  auto sender_info = co_await ExpectServerInfo(*pair.sender, from);
-  if (!sender_info) co_return sender_info;
-  progress.step = "connecting to " + to.name;
-  auto receiver = co_await pair.receiver->Connect();
-  if (!receiver) co_return Unexpected{"connect to " + to.name + ": " + receiver.error()};
-  progress.step = "waiting for ServerInfo from " + to.name;
-  auto receiver_info = co_await ExpectServerInfo(*pair.receiver, to);
-  if (!receiver_info) co_return receiver_info;
-  co_return Expected<void, std::string>{};
+  auto sender = co_await ConnectOne(*pair.sender, from, progress);
+  if (!sender) co_return sender;
+  auto receiver = co_await ConnectOne(*pair.receiver, to, progress);
+  co_return receiver;
 }
 
 asio::awaitable<Expected<void, std::string>> DeliverOneCopy(PairClients& pair,
@@ -181,10 +181,20 @@ asio::awaitable<Expected<void, std::string>> DeliverOneCopy(PairClients& pair,
   progress.step = "sending a packet to " + to.name;
   auto receive = ReceiveCopy(pair, to, progress);
   auto send = SendCopies(pair, from, progress);
-  auto both = std::move(receive) || std::move(send);
-  auto race = co_await std::move(both);
-  if (race.index() == 0) co_return std::get<0>(std::move(race));
-  co_return std::get<1>(std::move(race));
+  auto race = FirstToFinish(std::move(receive), std::move(send));
+  auto delivered = co_await std::move(race);
+  co_return delivered;
+}
+
+asio::awaitable<Expected<void, std::string>> ConnectAndDeliver(PairClients& pair,
+                                                               const derpmap::Node& from,
+                                                               const derpmap::Node& to,
+                                                               PairProgress& progress) {
+  co_await asio::this_coro::throw_if_cancelled(false);
+  auto connected = co_await ConnectPair(pair, from, to, progress);
+  if (!connected) co_return connected;
+  auto delivered = co_await DeliverOneCopy(pair, from, to, progress);
+  co_return delivered;
 }
 
 std::string NoCopyArrivedText(const derpmap::Node& from, const derpmap::Node& to,
@@ -208,27 +218,29 @@ std::string PairTimeoutText(const derpmap::Node& from, const derpmap::Node& to,
   return "timed out after " + DurationText(timeout) + " " + progress.step;
 }
 
+std::string PairFailureText(const derpmap::Node& from, const derpmap::Node& to,
+                            const PairProgress& progress,
+                            const Bounded<Expected<void, std::string>>& bounded,
+                            const asio::cancellation_state& state,
+                            std::chrono::milliseconds timeout) {
+  if (bounded.timed_out) return PairTimeoutText(from, to, progress, timeout);
+  if (state.cancelled() != asio::cancellation_type::none || !bounded.exception.empty()) {
+    return "cancelled while " + progress.step;
+  }
+  if (bounded.value && !*bounded.value) return bounded.value->error();
+  return "ended early while " + progress.step;
+}
+
 }  // namespace check_detail
 
 namespace {
 
-using namespace asio::experimental::awaitable_operators;
 using check_detail::Clock;
 using check_detail::PairClients;
 using check_detail::PairProgress;
 
 // The most bw packets sent and not yet received: just under the relay's 32-packet queue.
 constexpr int kMaxInFlight = 30;
-
-asio::awaitable<Expected<void, std::string>> MeshBody(PairClients& pair, const derpmap::Node& from,
-                                                      const derpmap::Node& to,
-                                                      PairProgress& progress) {
-  co_await asio::this_coro::throw_if_cancelled(false);
-  auto connected = co_await check_detail::ConnectPair(pair, from, to, progress);
-  if (!connected) co_return connected;
-  auto delivered = co_await check_detail::DeliverOneCopy(pair, from, to, progress);
-  co_return delivered;
-}
 
 // bw's payload, generated rather than stored so that a large --bw-probe-size-bytes costs no
 // memory: packet i is a SplitMix64 stream seeded from a per-run random seed and i.
@@ -337,31 +349,14 @@ asio::awaitable<Expected<void, std::string>> BwBody(PairClients& pair, const der
                                                     const derpmap::Node& to, PairProgress& progress,
                                                     BwState& bw) {
   co_await asio::this_coro::throw_if_cancelled(false);
-  auto connected = co_await check_detail::ConnectPair(pair, from, to, progress);
-  if (!connected) co_return connected;
-  auto delivered = co_await check_detail::DeliverOneCopy(pair, from, to, progress);
-  if (!delivered) co_return delivered;
+  auto ready = co_await check_detail::ConnectAndDeliver(pair, from, to, progress);
+  if (!ready) co_return ready;
   progress.step = "sending " + std::to_string(bw.payload.size_bytes) + " bytes to " + to.name;
   auto receive = BwReceive(pair, to, progress, bw);
   auto send = BwSend(pair, from, bw);
-  auto both = std::move(receive) || std::move(send);
-  auto race = co_await std::move(both);
-  if (race.index() == 0) co_return std::get<0>(std::move(race));
-  co_return std::get<1>(std::move(race));
-}
-
-// Why a pair check did not finish: its own error, the deadline (what was under way), or the
-// caller's cancellation.
-std::string FailureText(const derpmap::Node& from, const derpmap::Node& to,
-                        const PairProgress& progress,
-                        const check_detail::Bounded<Expected<void, std::string>>& bounded,
-                        const asio::cancellation_state& state, std::chrono::milliseconds timeout) {
-  if (bounded.timed_out) return check_detail::PairTimeoutText(from, to, progress, timeout);
-  if (state.cancelled() != asio::cancellation_type::none || !bounded.exception.empty()) {
-    return "cancelled while " + progress.step;
-  }
-  if (bounded.value && !*bounded.value) return bounded.value->error();
-  return "ended early while " + progress.step;
+  auto race = check_detail::FirstToFinish(std::move(receive), std::move(send));
+  auto finished = co_await std::move(race);
+  co_return finished;
 }
 
 asio::awaitable<ProbeResult> MeshCheck(asio::io_context& io, derpmap::Node from, derpmap::Node to,
@@ -370,7 +365,7 @@ asio::awaitable<ProbeResult> MeshCheck(asio::io_context& io, derpmap::Node from,
   const std::string label = check_detail::PairLabel(from, to);
   PairClients pair = check_detail::MakePairClients(io, from, to, options, /*is_prober=*/true);
   PairProgress progress;
-  auto body = MeshBody(pair, from, to, progress);
+  auto body = check_detail::ConnectAndDeliver(pair, from, to, progress);
   auto bounded = co_await check_detail::RunBounded(std::move(body), Clock::now() + options.timeout,
                                                    [&pair] { pair.Close(); });
   pair.Close();
@@ -379,7 +374,9 @@ asio::awaitable<ProbeResult> MeshCheck(asio::io_context& io, derpmap::Node from,
     result.ok = true;
     result.latency = progress.latency;
   } else {
-    result.error = label + ": " + FailureText(from, to, progress, bounded, state, options.timeout);
+    result.error =
+        label + ": " +
+        check_detail::PairFailureText(from, to, progress, bounded, state, options.timeout);
   }
   co_return result;
 }
@@ -414,7 +411,8 @@ asio::awaitable<ProbeResult> BandwidthCheck(asio::io_context& io, derpmap::Node 
     result.latency = result.bw_transfer_time;
     co_return result;
   }
-  result.error = label + ": " + FailureText(from, to, progress, bounded, state, options.timeout);
+  result.error = label + ": " +
+                 check_detail::PairFailureText(from, to, progress, bounded, state, options.timeout);
   if (bw.started) {
     result.error += " (" + std::to_string(bw.bytes_received) + " of " + std::to_string(size_bytes) +
                     " bytes had arrived)";

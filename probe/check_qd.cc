@@ -14,7 +14,6 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
-#include <asio/experimental/awaitable_operators.hpp>
 #include <deque>
 #include <variant>
 
@@ -24,7 +23,6 @@
 namespace derpkit::probe {
 namespace {
 
-using namespace asio::experimental::awaitable_operators;
 using check_detail::Clock;
 using check_detail::PairClients;
 using check_detail::PairProgress;
@@ -145,27 +143,6 @@ asio::awaitable<std::string> QdReceive(PairClients& pair, const derpmap::Node& t
   }
 }
 
-asio::awaitable<Expected<void, std::string>> QdSetUp(PairClients& pair, const derpmap::Node& from,
-                                                     const derpmap::Node& to,
-                                                     PairProgress& progress) {
-  co_await asio::this_coro::throw_if_cancelled(false);
-  auto connected = co_await check_detail::ConnectPair(pair, from, to, progress);
-  if (!connected) co_return connected;
-  auto delivered = co_await check_detail::DeliverOneCopy(pair, from, to, progress);
-  co_return delivered;
-}
-
-asio::awaitable<std::string> QdStream(PairClients& pair, const derpmap::Node& from,
-                                      const derpmap::Node& to, QdRun& run) {
-  co_await asio::this_coro::throw_if_cancelled(false);
-  auto receive = QdReceive(pair, to, run);
-  auto send = QdSend(pair, from, run);
-  auto both = std::move(receive) || std::move(send);
-  auto race = co_await std::move(both);
-  if (race.index() == 0) co_return std::get<0>(std::move(race));
-  co_return std::get<1>(std::move(race));
-}
-
 asio::awaitable<ProbeResult> QueuingDelayRun(asio::io_context& io, derpmap::Node from,
                                              derpmap::Node to, QdCheckOptions options,
                                              std::function<void(double)> on_delay,
@@ -184,22 +161,15 @@ asio::awaitable<ProbeResult> QueuingDelayRun(asio::io_context& io, derpmap::Node
   PairProgress progress;
 
   // Connect and see one packet through, within the usual timeout.
-  auto set_up = QdSetUp(pair, from, to, progress);
+  auto set_up = check_detail::ConnectAndDeliver(pair, from, to, progress);
   auto ready = co_await check_detail::RunBounded(
       std::move(set_up), Clock::now() + options.derp.timeout, [&pair] { pair.Close(); });
   const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
   if (!progress.arrived) {
     pair.Close();
-    if (ready.timed_out) {
-      result.error =
-          label + ": " + check_detail::PairTimeoutText(from, to, progress, options.derp.timeout);
-    } else if (state.cancelled() != asio::cancellation_type::none || !ready.exception.empty()) {
-      result.error = label + ": cancelled while " + progress.step;
-    } else if (ready.value && !*ready.value) {
-      result.error = label + ": " + ready.value->error();
-    } else {
-      result.error = label + ": ended early while " + progress.step;
-    }
+    result.error =
+        label + ": " +
+        check_detail::PairFailureText(from, to, progress, ready, state, options.derp.timeout);
     co_return result;
   }
   if (state.cancelled() != asio::cancellation_type::none) {
@@ -219,7 +189,10 @@ asio::awaitable<ProbeResult> QueuingDelayRun(asio::io_context& io, derpmap::Node
 
   const Clock::time_point end =
       options.run_for.count() > 0 ? Clock::now() + options.run_for : Clock::time_point::max();
-  auto stream = QdStream(pair, from, to, run);
+  // Sender and receiver together: the stream ends when either does (an error, or cancellation).
+  auto receive = QdReceive(pair, to, run);
+  auto send = QdSend(pair, from, run);
+  auto stream = check_detail::FirstToFinish(std::move(receive), std::move(send));
   // At the end of the run the clients are closed: the race then stops both branches at once.
   auto finished =
       co_await check_detail::RunBounded(std::move(stream), end, [&pair] { pair.Close(); });

@@ -13,7 +13,6 @@
 // Thread affinity: a coroutine on the io_context given; it owns its socket, TLS context and
 // stream, and the race that bounds it waits for every branch before it reads them.
 #include <openssl/err.h>
-#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -27,8 +26,9 @@
 #include <vector>
 
 #include "lib/derpclient/node_options.h"
+#include "lib/net/openssl_util.h"
 #include "lib/net/tls.h"
-#include "lib/util/bytes.h"
+#include "lib/util/go_format.h"
 #include "lib/util/netaddr.h"
 #include "probe/check_common.h"
 #include "probe/checks.h"
@@ -40,22 +40,6 @@ using check_detail::Clock;
 using tcp = asio::ip::tcp;
 
 // --- Reading certificates -------------------------------------------------------------------
-
-std::vector<unsigned char> Der(X509* cert) {
-  const int size = i2d_X509(cert, nullptr);
-  if (size <= 0) return {};
-  std::vector<unsigned char> der(static_cast<std::size_t>(size));
-  unsigned char* out = der.data();
-  i2d_X509(cert, &out);
-  return der;
-}
-
-std::string Sha256Hex(const std::vector<unsigned char>& der) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  if (EVP_Digest(der.data(), der.size(), digest, &size, EVP_sha256(), nullptr) != 1) return "?";
-  return HexEncode(std::as_bytes(std::span(digest, size)));
-}
 
 // The last CN of `name` (as Go's pkix.Name), else the whole name in one line.
 std::string NameText(const X509_NAME* name) {
@@ -90,14 +74,9 @@ std::optional<SystemTime> ToSystemTime(const ASN1_TIME* t) {
   return std::chrono::system_clock::from_time_t(timegm(&tm));
 }
 
-// "2026-12-02T10:00:00Z"
+// "2026-12-02T10:00:00Z" (certificate times are whole seconds).
 std::string Rfc3339(SystemTime t) {
-  const std::time_t seconds = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
+  return GoRfc3339Nano(std::chrono::floor<std::chrono::seconds>(t));
 }
 
 // "2 days", "1 day", "5 hours", "12 minutes"
@@ -145,7 +124,7 @@ std::optional<ChainReport> JudgeChain(SSL* ssl, std::chrono::seconds expiry_warn
   std::optional<SystemTime> earliest;
   for (int i = 0; i < count; ++i) {
     X509* cert = sk_X509_value(chain, i);
-    const std::vector<unsigned char> der = Der(cert);
+    const std::vector<unsigned char> der = net::internal::CertDer(cert);
     if (net::ParseMetaCertDer(der)) {
       report.facts.meta_cert_seen = true;
       continue;
@@ -156,7 +135,7 @@ std::optional<ChainReport> JudgeChain(SSL* ssl, std::chrono::seconds expiry_warn
     const std::optional<SystemTime> not_before = ToSystemTime(X509_get0_notBefore(cert));
     const std::optional<SystemTime> not_after = ToSystemTime(X509_get0_notAfter(cert));
     if (leaf) {
-      report.first_non_meta_sha256 = Sha256Hex(der);
+      report.first_non_meta_sha256 = net::internal::Sha256Hex(der);
       report.leaf_self_signed = IsSelfSigned(cert);
       report.facts.subject = subject;
       report.facts.issuer = NameText(X509_get_issuer_name(cert));

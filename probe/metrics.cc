@@ -85,10 +85,6 @@ ClientMetric Histogram(std::vector<ClientMetric::Label> labels, const std::array
 
 bool Finished(const ProbeSnapshot& p) { return p.attempts_ok + p.attempts_fail > 0 || p.last; }
 
-SystemTime CertExpiry(const CertFacts& cert) {
-  return cert.earliest_not_after != SystemTime{} ? cert.earliest_not_after : cert.not_after;
-}
-
 // Hands out families by reference while the probes are walked (a deque, so references stay valid)
 // and drops the empty ones at the end.
 class FamilyBuilder {
@@ -184,7 +180,7 @@ std::vector<MetricFamily> CollectMetricFamilies(const ProberSnapshot& snapshot) 
         break;
       case ProbeKind::kTls:
         if (p.cert) {
-          cert_expiry.metric.push_back(Gauge(labels, UnixSeconds(CertExpiry(*p.cert))));
+          cert_expiry.metric.push_back(Gauge(labels, UnixSeconds(p.cert->Expiry())));
           cert_pinned.metric.push_back(Gauge(labels, p.cert->pinned ? 1 : 0));
         }
         break;

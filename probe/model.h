@@ -81,6 +81,11 @@ struct CertFacts {
   bool pinned = false;              // judged by a sha256-raw pin, not by a CA
   bool meta_cert_seen = false;      // derper's meta certificate was in the chain (not judged)
   std::string tls_version{};        // "TLSv1.3"
+
+  // When the chain stops being good: the soonest judged expiry, else the leaf's.
+  SystemTime Expiry() const {
+    return earliest_not_after != SystemTime{} ? earliest_not_after : not_after;
+  }
 };
 
 // One run's outcome.

@@ -5,10 +5,11 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
-#include <cmath>
-#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <tuple>
+
+#include "lib/util/go_format.h"
+#include "probe/render_text.h"
 
 namespace derpkit::probe {
 namespace {
@@ -22,59 +23,9 @@ constexpr std::size_t kMaxNamesInSummary = 10;
 
 bool Passed(const ProbeSnapshot& p) { return p.last && p.last->ok; }
 
-std::string Format(const char* fmt, double value) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, fmt, value);
-  return buf;
-}
-
-// "1.2ms": one decimal of milliseconds for every latency, so the column reads at a glance.
-std::string Millis(std::chrono::nanoseconds d) {
-  return Format("%.1fms", std::chrono::duration<double, std::milli>(d).count());
-}
-
 // RFC 3339 in UTC with the fraction Go prints (up to 9 digits, trailing zeros dropped).
-std::string Rfc3339(SystemTime t) {
-  using namespace std::chrono;
-  const auto ns = duration_cast<nanoseconds>(t.time_since_epoch());
-  const auto day = floor<days>(ns);
-  const year_month_day ymd{sys_days{day}};
-  const hh_mm_ss tod{ns - day};
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d", static_cast<int>(ymd.year()),
-                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                static_cast<int>(tod.hours().count()), static_cast<int>(tod.minutes().count()),
-                static_cast<int>(tod.seconds().count()));
-  std::string out = buf;
-  if (const auto frac = tod.subseconds().count(); frac != 0) {
-    std::snprintf(buf, sizeof buf, ".%09lld", static_cast<long long>(frac));
-    std::string digits = buf;
-    digits.erase(digits.find_last_not_of('0') + 1);
-    out += digits;
-  }
-  return out + "Z";
-}
-
 Json OptionalTime(const std::optional<SystemTime>& t) {
-  return t ? Json(Rfc3339(*t)) : Json(nullptr);
-}
-
-// Whole days from now until `t` (negative once past), rounded down as a person counts them.
-std::int64_t DaysLeft(SystemTime t, SystemTime now) {
-  return std::chrono::floor<std::chrono::days>(t - now).count();
-}
-
-SystemTime CertExpiry(const CertFacts& cert) {
-  return cert.earliest_not_after != SystemTime{} ? cert.earliest_not_after : cert.not_after;
-}
-
-// "1.0 MB": decimal units, as network rates are counted.
-std::string HumanBytes(std::uint64_t bytes) {
-  const double b = static_cast<double>(bytes);
-  if (b >= 1e9) return Format("%.1f GB", b / 1e9);
-  if (b >= 1e6) return Format("%.1f MB", b / 1e6);
-  if (b >= 1e3) return Format("%.1f kB", b / 1e3);
-  return std::to_string(bytes) + " B";
+  return t ? Json(GoRfc3339Nano(*t)) : Json(nullptr);
 }
 
 // The upper bound of the qd bucket holding the median delay: the histogram knows no better.
@@ -92,25 +43,6 @@ std::string QdMedian(const QdStats& qd) {
   return "p50 > 1s";
 }
 
-std::string CertNote(const CertFacts& cert, SystemTime now) {
-  const std::int64_t days = DaysLeft(CertExpiry(cert), now);
-  std::string note = "cert " + cert.subject + ", ";
-  note += days >= 0 ? std::to_string(days) + (days == 1 ? " day left" : " days left")
-                    : "expired " + std::to_string(-days) + " days ago";
-  if (cert.pinned) note += ", pinned";
-  return note;
-}
-
-std::string BwNote(const ProbeResult& r) {
-  const double seconds = std::chrono::duration<double>(r.bw_transfer_time).count();
-  std::string note = HumanBytes(r.bw_bytes) + " in " + Millis(r.bw_transfer_time);
-  if (seconds > 0) {
-    const double mbit = static_cast<double>(r.bw_bytes) * 8 / seconds / 1e6;
-    note += Format(mbit >= 10 ? " (%.0f Mbit/s)" : " (%.1f Mbit/s)", mbit);
-  }
-  return note;
-}
-
 // What the ERROR column says: the error of a failed run, or a short note on success.
 std::string Note(const ProbeSnapshot& p, const ProberSnapshot& s) {
   if (!p.last && p.spec.kind == ProbeKind::kQd && p.in_flight) {
@@ -121,15 +53,13 @@ std::string Note(const ProbeSnapshot& p, const ProberSnapshot& s) {
   if (!p.last) return p.in_flight ? "did not finish" : "did not run";
   if (!p.last->ok) return p.last->error;
   switch (p.spec.kind) {
-    case ProbeKind::kTls: {
-      const auto& cert = p.last->cert ? p.last->cert : p.cert;
-      return cert ? CertNote(*cert, s.now) : "";
-    }
+    case ProbeKind::kTls:
+      // Only what this run saw: an older run's certificate would describe another server.
+      return p.last->cert ? CertNote(*p.last->cert, s.now) : "";
     case ProbeKind::kBw:
       return BwNote(*p.last);
     case ProbeKind::kDerpMap:
-      return std::to_string(s.regions) + (s.regions == 1 ? " region, " : " regions, ") +
-             std::to_string(s.nodes) + (s.nodes == 1 ? " node" : " nodes");
+      return MapSizeNote(s.regions, s.nodes);
     case ProbeKind::kQd:
       return QdMedian(p.qd) + ", " + std::to_string(p.qd.dropped_packets) + " dropped";
     default:
@@ -250,13 +180,14 @@ std::string RenderOnceJson(const ProberSnapshot& snapshot) {
     j["note"] = note.empty() ? Json(nullptr) : Json(note);
     j["start"] = OptionalTime(p->last_start);
     j["end"] = OptionalTime(p->last_end);
-    const auto& cert = p->last && p->last->cert ? p->last->cert : p->cert;
-    if (p->spec.kind == ProbeKind::kTls && cert) {
-      j["cert"] = {{"subject", cert->subject},
-                   {"issuer", cert->issuer},
-                   {"not_after", Rfc3339(CertExpiry(*cert))},
-                   {"days_left", DaysLeft(CertExpiry(*cert), snapshot.now)},
-                   {"pinned", cert->pinned}};
+    // The last run's own certificate only (as the note): a refused connection has none.
+    if (p->spec.kind == ProbeKind::kTls && p->last && p->last->cert) {
+      const CertFacts& cert = *p->last->cert;
+      j["cert"] = {{"subject", cert.subject},
+                   {"issuer", cert.issuer},
+                   {"not_after", GoRfc3339Nano(cert.Expiry())},
+                   {"days_left", DaysLeft(cert.Expiry(), snapshot.now)},
+                   {"pinned", cert.pinned}};
     }
     if (p->spec.kind == ProbeKind::kBw && p->last) {
       const double seconds = std::chrono::duration<double>(p->last->bw_transfer_time).count();

@@ -9,6 +9,9 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "lib/util/go_format.h"
+#include "probe/render_text.h"
+
 namespace derpkit::probe {
 namespace {
 
@@ -17,38 +20,13 @@ using Json = nlohmann::ordered_json;
 // Go's time.Time{} as encoding/json writes it: what the reference reports for "never".
 constexpr const char* kGoZeroTime = "0001-01-01T00:00:00Z";
 
-// time.RFC3339Nano in UTC: "2026-11-30T08:00:00.123456789Z", "2026-11-30T08:00:00.5Z".
-std::string GoTime(SystemTime t) {
-  using namespace std::chrono;
-  const auto ns = duration_cast<nanoseconds>(t.time_since_epoch());
-  const auto day = floor<days>(ns);
-  const year_month_day ymd{sys_days{day}};
-  const hh_mm_ss tod{ns - day};
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d", static_cast<int>(ymd.year()),
-                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                static_cast<int>(tod.hours().count()), static_cast<int>(tod.minutes().count()),
-                static_cast<int>(tod.seconds().count()));
-  std::string out = buf;
-  if (const auto frac = tod.subseconds().count(); frac != 0) {
-    std::snprintf(buf, sizeof buf, ".%09lld", static_cast<long long>(frac));
-    std::string digits = buf;
-    digits.erase(digits.find_last_not_of('0') + 1);
-    out += digits;
-  }
-  return out + "Z";
+// time.RFC3339Nano in UTC ("2026-11-30T08:00:00.123456789Z", "2026-11-30T08:00:00.5Z"), or
+// the zero time for "never".
+std::string GoTime(const std::optional<SystemTime>& t) {
+  return t ? GoRfc3339Nano(*t) : kGoZeroTime;
 }
-
-std::string GoTime(const std::optional<SystemTime>& t) { return t ? GoTime(*t) : kGoZeroTime; }
 
 std::int64_t Nanos(std::chrono::nanoseconds d) { return static_cast<std::int64_t>(d.count()); }
-
-// "1.2ms": what a person reads; the JSON keeps nanoseconds.
-std::string Millis(std::chrono::nanoseconds d) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1fms", std::chrono::duration<double, std::milli>(d).count());
-  return buf;
-}
 
 // The state before the run that produced `after`: its newest history entry removed.
 ProbeSnapshot Before(const ProbeSnapshot& after) {

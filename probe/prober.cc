@@ -7,6 +7,7 @@
 
 #include "lib/net/log.h"
 #include "lib/net/stream.h"
+#include "lib/util/go_format.h"
 
 namespace derpkit::probe {
 namespace {
@@ -18,18 +19,9 @@ constexpr auto kForever = asio::steady_timer::time_point::max();
 // better words; this one only catches a check that forgot to.
 constexpr std::chrono::milliseconds kOuterGrace{2000};
 
-// "850µs", "12.3ms", "1.5s", "42s": for log lines and error messages.
+// Go's spelling ("850µs", "12.3ms", "1.5s"), as derpprobe's log lines.
 std::string Seconds(std::chrono::nanoseconds d) {
-  const double s = std::chrono::duration<double>(d).count();
-  char buf[32];
-  if (s < 0.001) {
-    std::snprintf(buf, sizeof buf, "%.0f\u00b5s", s * 1e6);
-  } else if (s < 1) {
-    std::snprintf(buf, sizeof buf, "%.1fms", s * 1e3);
-  } else {
-    std::snprintf(buf, sizeof buf, s < 10 ? "%.1fs" : "%.0fs", s);
-  }
-  return buf;
+  return GoDurationString(GoRound(d, std::chrono::microseconds(100)));
 }
 
 struct FetchOutcome {

@@ -10,7 +10,7 @@
 #include <cstddef>
 #include <span>
 
-#include "lib/http/head.h"
+#include "lib/http/body_text.h"
 #include "lib/http/url.h"
 #include "lib/http/websocket_accept.h"
 #include "probe/metrics.h"
@@ -56,19 +56,6 @@ std::string Base64Url(std::string_view value) {
 std::string Segment(std::string_view name, std::string_view value) {
   if (IsPlainSegment(value)) return "/" + std::string(name) + "/" + std::string(value);
   return "/" + std::string(name) + "@base64/" + Base64Url(value);
-}
-
-std::string Origin(const http::Url& url) {
-  const bool v6 = url.host.find(':') != std::string::npos;
-  return url.scheme + "://" + (v6 ? "[" + url.host + "]" : url.host) + ":" +
-         std::to_string(url.port);
-}
-
-std::string FirstLine(std::string_view body) {
-  const auto start = body.find_first_not_of(" \t\r\n");
-  if (start == std::string_view::npos) return "";
-  body.remove_prefix(start);
-  return std::string(body.substr(0, std::min(body.find_first_of("\r\n"), kQuotedBodyBytes)));
 }
 
 std::string Millis(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
@@ -120,7 +107,7 @@ std::optional<std::string> PushMetrics(const PushOptions& options, const ProberS
   }
 
   const std::string body = prometheus::TextSerializer{}.Serialize(CollectMetricFamilies(snapshot));
-  httplib::Client client(Origin(*url));
+  httplib::Client client(http::SchemeHostPort(*url));
   client.set_connection_timeout(options.timeout);
   client.set_read_timeout(options.timeout);
   client.set_write_timeout(options.timeout);
@@ -138,12 +125,7 @@ std::optional<std::string> PushMetrics(const PushOptions& options, const ProberS
   }
   // The Pushgateway answers 200 (older versions 202) when it took the metrics.
   if (result->status >= 200 && result->status < 300) return std::nullopt;
-  std::string reason = "HTTP " + std::to_string(result->status);
-  if (auto phrase = http::ReasonPhrase(result->status); !phrase.empty()) {
-    reason += " " + std::string(phrase);
-  }
-  if (auto line = FirstLine(result->body); !line.empty()) reason += ": " + line;
-  return prefix + reason;
+  return prefix + http::DescribeStatus(result->status, result->body, kQuotedBodyBytes);
 }
 
 }  // namespace derpkit::probe

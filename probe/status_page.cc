@@ -1,18 +1,22 @@
 // derp-probe's `/`: one self-contained HTML5 page (inline CSS, inline SVG, no JavaScript, nothing
 // fetched from elsewhere) that an on-call person reads at a glance, on a desk or on a phone.
-// Every string that came from a DERP map, a server or an error goes through Escape(). Pure; the
-// HTTP server's handler thread calls it.
+// Every string that came from a DERP map, a server or an error goes through http::HtmlEscape().
+// Pure; the HTTP server's handler thread calls it.
 #include "probe/status_page.h"
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
 #include <utility>
 #include <vector>
+
+#include "lib/http/body_text.h"
+#include "lib/util/go_format.h"
+#include "probe/render_text.h"
 
 namespace derpkit::probe {
 namespace {
 
+using http::HtmlEscape;
 using std::chrono::nanoseconds;
 
 // One probe's state as the page counts it. A continuous probe that is running is healthy: it
@@ -47,43 +51,6 @@ Counts CountOf(const ProberSnapshot& s) {
   return c;
 }
 
-std::string Escape(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
-std::string Format(const char* fmt, double value) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, fmt, value);
-  return buf;
-}
-
-std::string Millis(nanoseconds d) {
-  return Format("%.1fms", std::chrono::duration<double, std::milli>(d).count());
-}
-
 // "12s", "3m", "5h", "2d": one unit, enough to know whether to worry.
 std::string Span(std::chrono::system_clock::duration d) {
   const auto s = std::max<std::int64_t>(0, std::chrono::floor<std::chrono::seconds>(d).count());
@@ -93,20 +60,8 @@ std::string Span(std::chrono::system_clock::duration d) {
   return std::to_string(s / 86400) + "d";
 }
 
-// "2026-11-30T08:00:00Z" for title attributes and <time datetime>.
-std::string Utc(SystemTime t) {
-  using namespace std::chrono;
-  const auto secs = floor<seconds>(t.time_since_epoch());
-  const auto day = floor<days>(secs);
-  const year_month_day ymd{sys_days{day}};
-  const hh_mm_ss tod{secs - day};
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02dZ", static_cast<int>(ymd.year()),
-                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                static_cast<int>(tod.hours().count()), static_cast<int>(tod.minutes().count()),
-                static_cast<int>(tod.seconds().count()));
-  return buf;
-}
+// "2026-11-30T08:00:00Z" (whole seconds) for title attributes and <time datetime>.
+std::string Utc(SystemTime t) { return GoRfc3339Nano(std::chrono::floor<std::chrono::seconds>(t)); }
 
 // <time> with the absolute time on hover: "3m ago".
 std::string Ago(SystemTime t, SystemTime now) {
@@ -123,31 +78,21 @@ std::string Interval(const ProbeSpec& spec) {
 std::string Note(const ProbeSnapshot& p, const ProberSnapshot& s) {
   switch (p.spec.kind) {
     case ProbeKind::kTls: {
-      if (!p.cert) return "";
-      const SystemTime expiry = p.cert->earliest_not_after != SystemTime{}
-                                    ? p.cert->earliest_not_after
-                                    : p.cert->not_after;
-      const auto days = std::chrono::floor<std::chrono::days>(expiry - s.now).count();
-      std::string note = "cert " + p.cert->subject + ", ";
-      note += days >= 0 ? std::to_string(days) + (days == 1 ? " day left" : " days left")
-                        : "expired " + std::to_string(-days) + " days ago";
-      if (p.cert->pinned) note += ", pinned";
-      if (!p.cert->tls_version.empty()) note += ", " + p.cert->tls_version;
+      // Only the last run's own certificate: after "connection refused" there is none, and an
+      // older run's days-left next to that error would read as if the server had answered.
+      if (!p.last || !p.last->cert) return "";
+      const CertFacts& cert = *p.last->cert;
+      std::string note = CertNote(cert, s.now);
+      if (!cert.tls_version.empty()) note += ", " + cert.tls_version;
       return note;
     }
-    case ProbeKind::kBw: {
-      if (!p.last || !p.last->ok) return "";
-      const double seconds = std::chrono::duration<double>(p.last->bw_transfer_time).count();
-      if (seconds <= 0) return "";
-      return Format("%.1f MB", static_cast<double>(p.last->bw_bytes) / 1e6) + " in " +
-             Millis(p.last->bw_transfer_time) +
-             Format(" (%.0f Mbit/s)", static_cast<double>(p.last->bw_bytes) * 8 / seconds / 1e6);
-    }
+    case ProbeKind::kBw:
+      return p.last && p.last->ok ? BwNote(*p.last) : "";
     case ProbeKind::kQd:
       return std::to_string(p.qd.count) + " delays measured, " +
              std::to_string(p.qd.dropped_packets) + " packets dropped";
     case ProbeKind::kDerpMap:
-      return std::to_string(s.regions) + " regions, " + std::to_string(s.nodes) + " nodes";
+      return MapSizeNote(s.regions, s.nodes);
     default:
       return "";
   }
@@ -187,13 +132,13 @@ std::string Sparkline(const ProbeSnapshot& p) {
   auto flush = [&] {
     if (line.size() == 1) {
       // A lone success between failures: a dot, since a one-point line draws nothing.
-      body += "<circle class=\"pt\" cx=\"" + Format("%.1f", line[0].first) + "\" cy=\"" +
-              Format("%.1f", line[0].second) + "\" r=\"1.2\"/>";
+      body += "<circle class=\"pt\" cx=\"" + FormatNumber("%.1f", line[0].first) + "\" cy=\"" +
+              FormatNumber("%.1f", line[0].second) + "\" r=\"1.2\"/>";
     } else if (line.size() > 1) {
       body += "<polyline class=\"ln\" points=\"";
       for (std::size_t i = 0; i < line.size(); ++i) {
-        body +=
-            (i ? " " : "") + Format("%.1f", line[i].first) + "," + Format("%.1f", line[i].second);
+        body += (i ? " " : "") + FormatNumber("%.1f", line[i].first) + "," +
+                FormatNumber("%.1f", line[i].second);
       }
       body += "\"/>";
     }
@@ -204,16 +149,16 @@ std::string Sparkline(const ProbeSnapshot& p) {
       line.emplace_back(x(i), kHeight - kPad - static_cast<double>(h[i].latency.count()) * scale);
     } else {
       flush();
-      body += "<rect class=\"f\" x=\"" + Format("%.1f", x(i) - kStep / 2 + 0.25) +
-              "\" y=\"0\" width=\"" + Format("%.1f", kStep - 0.5) + "\" height=\"" +
-              Format("%.0f", kHeight) + "\"/>";
+      body += "<rect class=\"f\" x=\"" + FormatNumber("%.1f", x(i) - kStep / 2 + 0.25) +
+              "\" y=\"0\" width=\"" + FormatNumber("%.1f", kStep - 0.5) + "\" height=\"" +
+              FormatNumber("%.0f", kHeight) + "\"/>";
     }
   }
   flush();
-  return "<svg class=\"spark\" width=\"" + Format("%.0f", kWidth) + "\" height=\"" +
-         Format("%.0f", kHeight) + "\" viewBox=\"0 0 " + Format("%.0f", kWidth) + " " +
-         Format("%.0f", kHeight) + "\" role=\"img\" aria-label=\"" + Escape(label) + "\"><title>" +
-         Escape(label) + "</title>" + body + "</svg>";
+  return "<svg class=\"spark\" width=\"" + FormatNumber("%.0f", kWidth) + "\" height=\"" +
+         FormatNumber("%.0f", kHeight) + "\" viewBox=\"0 0 " + FormatNumber("%.0f", kWidth) + " " +
+         FormatNumber("%.0f", kHeight) + "\" role=\"img\" aria-label=\"" + HtmlEscape(label) +
+         "\"><title>" + HtmlEscape(label) + "</title>" + body + "</svg>";
 }
 
 constexpr const char* kStyle = R"css(
@@ -247,6 +192,19 @@ td.probe{min-width:17rem}.name{font-weight:600;white-space:nowrap}
 .spark{display:block}.spark .ln{fill:none;stroke:var(--run);stroke-width:1.2}
 .spark .pt{fill:var(--run)}.spark .f{fill:var(--bad)}
 form{display:inline;margin:0 0 0 .5rem}button{font:inherit;font-size:.75rem;padding:0 .5rem}
+@media (max-width:47rem){
+.scroll{overflow-x:visible;border:0}
+table,tbody,tr,td{display:block;width:auto}table{min-width:0}thead{display:none}
+tr{border:1px solid var(--line);border-radius:6px;margin:0 0 .6rem;overflow:hidden}
+tr.failing{background:var(--badbg)}tr.failing td{background:none}
+td{border-bottom:0;padding:.3rem .6rem}td:empty{display:none}
+td:nth-child(3),td:nth-child(4),td:nth-child(5){display:inline-block;vertical-align:top}
+td.probe{min-width:0}.name{white-space:normal;overflow-wrap:anywhere}
+.err{min-width:0;max-width:none}
+td:nth-child(n+3)::before{display:block;color:var(--muted);font-size:.75rem;font-weight:600}
+td:nth-child(3)::before{content:"Latency"}td:nth-child(4)::before{content:"History"}
+td:nth-child(5)::before{content:"Last passed"}td:nth-child(6)::before{content:"Last error"}
+}
 )css";
 
 void Row(std::string& out, const ProbeSnapshot& p, const ProberSnapshot& s) {
@@ -280,18 +238,19 @@ void Row(std::string& out, const ProbeSnapshot& p, const ProberSnapshot& s) {
   out += "</td>";
 
   // Probe: name and "Run", class and labels, interval, a note.
-  out += "<td class=\"probe\"><div><span class=\"name\">" + Escape(p.spec.name) + "</span>";
+  out += "<td class=\"probe\"><div><span class=\"name\">" + HtmlEscape(p.spec.name) + "</span>";
   if (!p.spec.continuous()) {
     out +=
         "<form method=\"get\" action=\"/debug/probe-run\"><input type=\"hidden\" "
         "name=\"name\" value=\"" +
-        Escape(p.spec.name) + "\"><button type=\"submit\">Run</button></form>";
+        HtmlEscape(p.spec.name) + "\"><button type=\"submit\">Run</button></form>";
   }
-  out += "</div><div class=\"small\">" + Escape(ClassLabel(p.spec.kind));
-  for (const auto& [k, v] : p.spec.labels) out += " &middot; " + Escape(k) + "=" + Escape(v);
+  out += "</div><div class=\"small\">" + HtmlEscape(ClassLabel(p.spec.kind));
+  for (const auto& [k, v] : p.spec.labels)
+    out += " &middot; " + HtmlEscape(k) + "=" + HtmlEscape(v);
   out += " &middot; " + Interval(p.spec) + "</div>";
   if (const std::string note = Note(p, s); !note.empty()) {
-    out += "<div class=\"small\">" + Escape(note) + "</div>";
+    out += "<div class=\"small\">" + HtmlEscape(note) + "</div>";
   }
   out += "</td>\n";
 
@@ -323,7 +282,7 @@ void Row(std::string& out, const ProbeSnapshot& p, const ProberSnapshot& s) {
   // Last error (only while failing: an old error under a green dot only confuses).
   out += "<td>";
   if (health == Health::kFailing) {
-    out += "<div class=\"err\">" + Escape(p.last->error) + "</div>";
+    out += "<div class=\"err\">" + HtmlEscape(p.last->error) + "</div>";
     if (p.last_end) out += "<div class=\"small\">" + Ago(*p.last_end, s.now) + "</div>";
   }
   out += "</td></tr>\n";
@@ -369,7 +328,7 @@ std::string RenderStatusPage(const ProberSnapshot& snapshot, const StatusPageOpt
          "</title>\n<style>" + std::string(kStyle) + "</style>\n</head>\n<body>\n<header>\n";
   out += "<h1>DERP prober</h1>\n";
   out += std::string("<p class=\"summary ") + (c.failing > 0 ? "bad" : "good") + "\">" +
-         Escape(SummaryLine(snapshot)) + "</p>\n";
+         HtmlEscape(SummaryLine(snapshot)) + "</p>\n";
   out += "<ul class=\"counts\"><li><b>" + std::to_string(c.healthy) + "</b> healthy</li><li><b>" +
          std::to_string(c.failing) + "</b> failing</li><li><b>" + std::to_string(c.not_run) +
          "</b> not run</li></ul>\n";
@@ -377,13 +336,11 @@ std::string RenderStatusPage(const ProberSnapshot& snapshot, const StatusPageOpt
   // Map facts: where it came from, how big, how fresh.
   out += "<p class=\"facts\">Map " +
          (snapshot.map_source.empty() ? std::string("(no source)")
-                                      : "<b>" + Escape(snapshot.map_source) + "</b>") +
-         " &middot; " + std::to_string(snapshot.regions) +
-         (snapshot.regions == 1 ? " region" : " regions") + " &middot; " +
-         std::to_string(snapshot.nodes) + (snapshot.nodes == 1 ? " node" : " nodes") +
-         " &middot; fetched " +
+                                      : "<b>" + HtmlEscape(snapshot.map_source) + "</b>") +
+         " &middot; " + Counted(snapshot.regions, "region", "regions") + " &middot; " +
+         Counted(snapshot.nodes, "node", "nodes") + " &middot; fetched " +
          (snapshot.map_fetched ? Ago(*snapshot.map_fetched, snapshot.now) : "never") + "</p>\n";
-  out += "<p class=\"facts\">derp-probe " + Escape(snapshot.version) + " &middot; up " +
+  out += "<p class=\"facts\">derp-probe " + HtmlEscape(snapshot.version) + " &middot; up " +
          Span(snapshot.now - snapshot.started) + " &middot; as of " + Utc(snapshot.now) +
          " &middot; refreshes every " + std::to_string(options.refresh.count()) + "s</p>\n";
   out +=

@@ -3,8 +3,9 @@
 // latency history drawn inline as SVG (no JavaScript), when it last passed ("3m ago"), and the
 // last error in words; a "Run" button per non-continuous probe (a GET form to
 // /debug/probe-run?name=…). The page refreshes itself (<meta http-equiv="refresh">), works on a
-// phone (viewport meta, the table scrolls sideways, readable without zoom), escapes every string
-// from the map or an error, and links /metrics and /debug/probe-all.
+// phone (viewport meta; below 47rem each row becomes a card of stacked, labelled cells, so the
+// error reads without sideways scrolling; wider, the table scrolls sideways if it must), escapes
+// every string from the map or an error, and links /metrics and /debug/probe-all.
 //
 // Pure: snapshot in, HTML out. Any thread.
 #pragma once

@@ -8,7 +8,9 @@
 #include <cstdio>
 #include <string>
 
+#include "lib/http/body_text.h"
 #include "lib/net/stream.h"
+#include "lib/util/go_format.h"
 #include "relay/client_conn.h"
 #include "relay/http_routes.h"
 #include "relay/metrics.h"
@@ -50,42 +52,6 @@ std::string QueryValue(const std::string& query, std::string_view name) {
   return {};
 }
 
-std::string HtmlEscape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '"':
-        out += "&#34;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
-// Go's time.Duration.String() of whole seconds, as derper prints its uptime: "0s", "1m17s",
-// "26h0m5s" (hours are the largest unit).
-std::string GoSeconds(std::int64_t total) {
-  const std::int64_t hours = total / 3600, minutes = total % 3600 / 60, seconds = total % 60;
-  std::string out;
-  if (hours > 0) out += std::to_string(hours) + "h";
-  if (hours > 0 || minutes > 0) out += std::to_string(minutes) + "m";
-  return out + std::to_string(seconds) + "s";
-}
-
 // derper's (tsweb's) /debug/ index in the same bytes, so that people and scripts that read
 // derper's page read ours (tests/integration/capture_replay_test.cc compares it with the capture):
 // key/value items, then a link per page, labels verbatim ("Metrics (Go)" is derper's name for the
@@ -96,13 +62,18 @@ http::Response Index(Server& server) {
                                                                server.start_time());
   std::string html = "<html><body><h1>derp-relay debug</h1><ul>";
   const auto item = [&html](std::string_view key, std::string_view value) {
-    html.append("<li><b>").append(key).append(":</b> ").append(HtmlEscape(value)).append("</li>");
+    html.append("<li><b>")
+        .append(key)
+        .append(":</b> ")
+        .append(http::HtmlEscape(value))
+        .append("</li>");
   };
   const auto link = [&html](std::string_view url, std::string_view label) {
     html.append("<li><a href=\"").append(url).append("\">").append(url).append("</a> (");
     html.append(label).append(")</li>");
   };
-  item("Uptime", GoSeconds(uptime.count()));
+  // Whole seconds in Go's time.Duration.String(), as derper prints it: "0s", "1m17s", "26h0m5s".
+  item("Uptime", GoDurationString(uptime));
   item("Version", std::string("derpkit ") + kDerpkitVersion);
   std::array<char, 256> machine{};
   if (::gethostname(machine.data(), machine.size() - 1) == 0) item("Machine", machine.data());

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "lib/http/body_text.h"
 #include "lib/http/websocket_accept.h"
 
 namespace derpkit::relay {
@@ -66,33 +67,6 @@ Response ErrorResponse(int status, std::string_view message) {
   return r;
 }
 
-// Go's htmlEscape for the redirect body.
-std::string HtmlEscape(std::string_view s) {
-  std::string out;
-  for (const char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&#34;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
 // Go's hexEscapeNonASCII for the Location value: bytes >= 0x80 become %XX.
 std::string HexEscapeNonAscii(std::string_view s) {
   static constexpr std::string_view kHex = "0123456789ABCDEF";
@@ -118,8 +92,8 @@ Response Redirect(const RequestHead& req, std::string_view url, SortedHeaders he
   headers.Set("Location", HexEscapeNonAscii(url));
   if (IsGetOrHead(req)) headers.Set("Content-Type", kTextHtml);
   if (req.method == "GET") {
-    r.body =
-        "<a href=\"" + HtmlEscape(url) + "\">" + std::string(http::ReasonPhrase(302)) + "</a>.\n\n";
+    r.body = "<a href=\"" + http::HtmlEscape(url) + "\">" + std::string(http::ReasonPhrase(302)) +
+             "</a>.\n\n";
   }
   r.headers = headers.Take();
   return r;

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "lib/derpmap/loaders.h"
-#include "lib/http/head.h"
+#include "lib/http/body_text.h"
 #include "lib/http/url.h"
 
 namespace derpkit::derpmap::detail {
@@ -18,23 +18,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Enough of an error page to quote its first line.
+// Enough of an error page to quote its first line, and how much of that line an error quotes.
 constexpr std::size_t kErrorBodyBytes = 4096;
+constexpr std::size_t kQuotedBodyBytes = 200;
 
 std::string Millis(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
-
-std::string SchemeHostPort(const http::Url& url) {
-  const bool v6 = url.host.find(':') != std::string::npos;
-  return url.scheme + "://" + (v6 ? "[" + url.host + "]" : url.host) + ":" +
-         std::to_string(url.port);
-}
-
-std::string FirstLine(std::string_view body) {
-  const auto start = body.find_first_not_of(" \t\r\n");
-  if (start == std::string_view::npos) return "";
-  body.remove_prefix(start);
-  return std::string(body.substr(0, std::min(body.find_first_of("\r\n"), std::size_t{200})));
-}
 
 // Resolves a Location header against the URL that answered with it.
 std::string ResolveLocation(const http::Url& base, const std::string& location) {
@@ -61,7 +49,7 @@ Attempt Get(const http::Url& url, Clock::time_point deadline, const LoadOptions&
   Attempt a;
   const auto remaining =
       std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-  httplib::Client client(SchemeHostPort(url));
+  httplib::Client client(http::SchemeHostPort(url));
   client.set_connection_timeout(remaining);
   client.set_read_timeout(remaining);
   client.set_write_timeout(remaining);
@@ -175,12 +163,7 @@ Expected<std::string, MapError> FetchMapUrl(const std::string& url_text,
       continue;
     }
     if (a.status != 0 && a.status != 200) {
-      std::string reason = "HTTP " + std::to_string(a.status);
-      if (auto phrase = http::ReasonPhrase(a.status); !phrase.empty()) {
-        reason += " " + std::string(phrase);
-      }
-      if (auto line = FirstLine(a.body); !line.empty()) reason += ": " + line;
-      return fail(reason);
+      return fail(http::DescribeStatus(a.status, a.body, kQuotedBodyBytes));
     }
     if (a.status == 200 && a.error == httplib::Error::Success) return a.body;
     return fail(DescribeFailure(a, *url, options));

@@ -32,6 +32,12 @@ std::string Url::HostHeader() const {
   return h;
 }
 
+std::string SchemeHostPort(const Url& url) {
+  const bool bracket = url.host.find(':') != std::string::npos;
+  return url.scheme + "://" + (bracket ? "[" + url.host + "]" : url.host) + ":" +
+         std::to_string(url.port);
+}
+
 Expected<Url, UrlError> ParseUrl(std::string_view text) {
   Url url;
   for (char c : text) {

@@ -27,4 +27,8 @@ std::string_view Describe(UrlError e);
 
 Expected<Url, UrlError> ParseUrl(std::string_view text);
 
+// "https://[::1]:443", "http://derp.example.com:80": scheme, host (brackets for IPv6) and the port
+// always, explicit or not; what an HTTP client library takes to reach the URL's server.
+std::string SchemeHostPort(const Url& url);
+
 }  // namespace derpkit::http

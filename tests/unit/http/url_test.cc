@@ -47,5 +47,16 @@ TEST(ParseUrl, RejectsWhatADerpUrlCannotBe) {
   EXPECT_EQ(Describe(UrlError::kBadPort), "URL port is not a number from 1 to 65535");
 }
 
+TEST(SchemeHostPort, AlwaysNamesThePortAndBracketsIpv6) {
+  EXPECT_EQ(SchemeHostPort(*ParseUrl("https://[::1]/derp")), "https://[::1]:443");
+  EXPECT_EQ(SchemeHostPort(*ParseUrl("HTTP://derp.example.com/x?y=1")),
+            "http://derp.example.com:80");
+  EXPECT_EQ(SchemeHostPort(*ParseUrl("http://127.0.0.1:9091")), "http://127.0.0.1:9091");
+  EXPECT_EQ(SchemeHostPort(*ParseUrl("https://[fd7a:115c::1]:8443/")),
+            "https://[fd7a:115c::1]:8443");
+  // The Host header, unlike it, leaves a default port out.
+  EXPECT_EQ(ParseUrl("https://[::1]/derp")->HostHeader(), "[::1]");
+}
+
 }  // namespace
 }  // namespace derpkit::http

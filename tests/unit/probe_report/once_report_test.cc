@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -152,6 +153,45 @@ TEST(OnceTable, ExpiredCertificateAndSlowBandwidth) {
   const std::string table = RenderOnceTable(s, {});
   EXPECT_NE(table.find("cert old.test, expired 3 days ago"), std::string::npos) << table;
   EXPECT_NE(table.find("1.5 kB in 2000.0ms (0.0 Mbit/s)"), std::string::npos) << table;
+}
+
+// A failing tls run that saw no certificate ("connection refused") says nothing of an older run's
+// certificate: neither in the table nor in the JSON. One that saw a certificate reports it.
+TEST(OnceReport, CertificateFactsComeOnlyFromTheLastRun) {
+  ProberSnapshot s = RichSnapshot();
+  ProbeSnapshot* tls = Find(s, "derp/test-a/1a/tls");
+  ASSERT_TRUE(tls->cert.has_value());
+  fixtures::Record(*tls, Now(), false, 0ms, "1a (127.0.1.1:443): connect: Connection refused");
+  ASSERT_FALSE(tls->last->cert.has_value());
+  const std::string table = RenderOnceTable(s, {});
+  EXPECT_EQ(table.find("cert derp-1a.test"), std::string::npos) << table;
+  EXPECT_NE(table.find("FAIL    -        1a (127.0.1.1:443): connect: Connection refused"),
+            std::string::npos)
+      << table;
+  auto j = nlohmann::json::parse(RenderOnceJson(s));
+  auto row = std::find_if(j["probes"].begin(), j["probes"].end(),
+                          [](const auto& p) { return p["name"] == "derp/test-a/1a/tls"; });
+  ASSERT_NE(row, j["probes"].end());
+  EXPECT_FALSE(row->contains("cert")) << row->dump();
+
+  // A passing run without certificate facts (none recorded) has no note either.
+  fixtures::Record(*tls, Now(), true, 1ms);
+  EXPECT_EQ(RenderOnceTable(s, {}).find("cert derp-1a.test"), std::string::npos);
+  // The run's own certificate, also an expired one (a day ago: singular).
+  tls->last->cert = fixtures::Cert("derp-1a.test", -20h, false);
+  EXPECT_NE(RenderOnceTable(s, {}).find("cert derp-1a.test, expired 1 day ago"), std::string::npos);
+  j = nlohmann::json::parse(RenderOnceJson(s));
+  row = std::find_if(j["probes"].begin(), j["probes"].end(),
+                     [](const auto& p) { return p["name"] == "derp/test-a/1a/tls"; });
+  EXPECT_EQ((*row)["cert"]["days_left"], -1);
+}
+
+TEST(OnceTable, OneRegionOneNodeInTheSingular) {
+  ProberSnapshot s = RichSnapshot();
+  s.regions = 1;
+  s.nodes = 1;
+  EXPECT_NE(RenderOnceTable(s, {}).find("derpmap  ok      3.1ms    1 region, 1 node\n"),
+            std::string::npos);
 }
 
 TEST(OnceJson, ParsesWithTheDocumentedKeys) {

@@ -41,7 +41,8 @@ TEST(StatusPage, ShowsTheFailingProbeAndItsErrorAsText) {
   const std::string row = RowOf(page, "derp/test-b/2a/tls");
   ASSERT_FALSE(row.empty());
   EXPECT_NE(row.find("<tr class=\"failing\">"), std::string::npos);
-  EXPECT_NE(row.find("TLS handshake with derp-2a.test: &lt;script&gt;alert(&quot;x&quot;)&lt;/"
+  // Go's html.EscapeString bytes (&#34; for the quote), as the relay's derper pages.
+  EXPECT_NE(row.find("TLS handshake with derp-2a.test: &lt;script&gt;alert(&#34;x&#34;)&lt;/"
                      "script&gt; &amp; more"),
             std::string::npos)
       << row;
@@ -59,7 +60,7 @@ TEST(StatusPage, EscapesNamesLabelsAndMapSource) {
   s.probes[1].spec.labels.emplace_back("hostname", "\"evil\"<b>");
   const std::string page = RenderStatusPage(s, {});
   EXPECT_NE(page.find("https://x.test/map?a=1&amp;b=&lt;2&gt;"), std::string::npos);
-  EXPECT_NE(page.find("hostname=&quot;evil&quot;&lt;b&gt;"), std::string::npos);
+  EXPECT_NE(page.find("hostname=&#34;evil&#34;&lt;b&gt;"), std::string::npos);
   EXPECT_EQ(page.find("<b>\"evil\""), std::string::npos);
   EXPECT_EQ(page.find("<2>"), std::string::npos);
 }
@@ -197,6 +198,78 @@ TEST(StatusPage, RowFacts) {
   EXPECT_NE(qd.find("8 delays measured, 4 packets dropped"), std::string::npos);
   EXPECT_EQ(qd.find("<form"), std::string::npos);
   EXPECT_NE(qd.find(">running for 1h<"), std::string::npos);
+}
+
+// The failing 2a tls row's last run saw no certificate (its error is the handshake's), so the
+// certificate of an earlier run (p.cert) is not shown under it; a run that saw one shows it.
+TEST(StatusPage, CertificateNoteComesOnlyFromTheLastRun) {
+  ProberSnapshot s = RichSnapshot();
+  ProbeSnapshot* bad = Find(s, "derp/test-b/2a/tls");
+  ASSERT_TRUE(bad->cert.has_value());
+  ASSERT_FALSE(bad->last->cert.has_value());
+  std::string row = RowOf(RenderStatusPage(s, {}), "derp/test-b/2a/tls");
+  ASSERT_FALSE(row.empty());
+  EXPECT_EQ(row.find("cert derp-2a.test"), std::string::npos) << row;
+  EXPECT_EQ(row.find("days left"), std::string::npos) << row;
+
+  // Refused after a good run: the good run's note goes with it.
+  ProbeSnapshot* good = Find(s, "derp/test-a/1a/tls");
+  fixtures::Record(*good, Now(), false, 0ms, "1a (127.0.1.1:443): connect: Connection refused");
+  row = RowOf(RenderStatusPage(s, {}), "derp/test-a/1a/tls");
+  EXPECT_NE(row.find("Connection refused"), std::string::npos) << row;
+  EXPECT_EQ(row.find("cert derp-1a.test"), std::string::npos) << row;
+
+  // A failing run that did see a certificate (it expired a day ago) names it.
+  bad->last->cert = fixtures::Cert("derp-2a.test", -20h, false);
+  row = RowOf(RenderStatusPage(s, {}), "derp/test-b/2a/tls");
+  EXPECT_NE(row.find("cert derp-2a.test, expired 1 day ago, TLSv1.3"), std::string::npos) << row;
+}
+
+TEST(StatusPage, OneRegionOneNodeInTheSingular) {
+  ProberSnapshot s = RichSnapshot();
+  s.regions = 1;
+  s.nodes = 1;
+  const std::string page = RenderStatusPage(s, {});
+  EXPECT_NE(RowOf(page, "derpmap-probe").find("<div class=\"small\">1 region, 1 node</div>"),
+            std::string::npos)
+      << RowOf(page, "derpmap-probe");
+  EXPECT_NE(page.find(" &middot; 1 region &middot; 1 node &middot; "), std::string::npos);
+  EXPECT_EQ(page.find("1 regions"), std::string::npos);
+  EXPECT_EQ(page.find("1 nodes"), std::string::npos);
+  s.regions = 2;
+  s.nodes = 3;
+  EXPECT_NE(RowOf(RenderStatusPage(s, {}), "derpmap-probe").find("2 regions, 3 nodes"),
+            std::string::npos);
+}
+
+// On a narrow screen the table becomes one card per probe, cells stacked and labelled, so the
+// error wraps inside the screen (tests/unit/probe_report/status_page_browser_test.cc measures it
+// in a real browser). Here: the rules are there, and each label names the column it replaces.
+TEST(StatusPage, NarrowScreensStackTheCells) {
+  const std::string page = RenderStatusPage(RichSnapshot(), {});
+  const auto media = page.find("@media (max-width:47rem){");
+  ASSERT_NE(media, std::string::npos);
+  const std::string narrow = page.substr(media, page.find("\n}\n", media) - media);
+  for (const char* rule :
+       {"table,tbody,tr,td{display:block", "table{min-width:0}", "thead{display:none}",
+        ".err{min-width:0;max-width:none}", "td:empty{display:none}"}) {
+    EXPECT_NE(narrow.find(rule), std::string::npos) << rule;
+  }
+  const std::string head =
+      "<thead><tr><th>Status</th><th>Probe</th><th>Latency</th><th>History"
+      "</th><th>Last passed</th><th>Last error</th></tr></thead>";
+  ASSERT_NE(page.find(head), std::string::npos);
+  int column = 3;
+  for (const char* label : {"Latency", "History", "Last passed", "Last error"}) {
+    EXPECT_NE(narrow.find("td:nth-child(" + std::to_string(column++) + ")::before{content:\"" +
+                          label + "\"}"),
+              std::string::npos)
+        << label;
+  }
+  // The error is the sixth cell of a failing row, and a healthy row's sixth cell is empty (hidden).
+  const std::string bad = RowOf(page, "derp/test-b/2a/tls");
+  EXPECT_NE(bad.find("<td><div class=\"err\">"), std::string::npos);
+  EXPECT_TRUE(RowOf(page, "derp/test-a/1a/tls").ends_with("<td></td>"));
 }
 
 TEST(StatusPage, RunFormForEveryNonContinuousProbe) {

@@ -1,5 +1,7 @@
-// Go's spellings of durations and times, so netcheck's text output reads like `tailscale netcheck`
-// (which prints with Go's fmt): "12.3ms", "451µs", "1m2.5s", and RFC 3339 with nanoseconds.
+// Go's spellings of durations and times, for output that must read like a Go program's:
+// netcheck's text and JSON (as `tailscale netcheck` prints with Go's fmt and encoding/json) and
+// derp-probe's times (as derpprobe's JSON): "12.3ms", "451µs", "1m2.5s", and RFC 3339 with
+// nanoseconds.
 //
 // Pure: values in, strings out; the caller passes the time zone offset. Thread affinity: none.
 #pragma once
@@ -9,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-namespace derpkit::netcheck {
+namespace derpkit {
 
 // Go's time.Duration.String(): "0s", "999ns", "1.5µs", "12.3ms", "2s", "1m30s", "1h0m0s".
 std::string GoDurationString(std::chrono::nanoseconds d);
@@ -25,4 +27,4 @@ std::string GoRfc3339Nano(std::chrono::system_clock::time_point t, long utc_offs
 // left (right-aligned, "%3s") or on the right (left-aligned, "%-7s").
 std::string PadRunes(std::string_view s, std::size_t width, bool left_align);
 
-}  // namespace derpkit::netcheck
+}  // namespace derpkit

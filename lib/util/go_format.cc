@@ -1,11 +1,11 @@
 // Go's duration and time spellings (see go_format.h). Pure; no thread affinity.
-#include "netcheck/go_format.h"
+#include "lib/util/go_format.h"
 
 #include <cstdint>
 #include <cstdio>
 #include <ctime>
 
-namespace derpkit::netcheck {
+namespace derpkit {
 namespace {
 
 // Writes v / 10^prec with the fraction's trailing zeros (and a bare '.') dropped, as Go's fmtFrac
@@ -111,4 +111,4 @@ std::string PadRunes(std::string_view s, std::size_t width, bool left_align) {
   return left_align ? std::string(s) + pad : pad + std::string(s);
 }
 
-}  // namespace derpkit::netcheck
+}  // namespace derpkit

@@ -1,9 +1,9 @@
-// Go's duration and time spellings (netcheck/go_format.h), against values Go itself prints.
-#include "netcheck/go_format.h"
+// Go's duration and time spellings (lib/util/go_format.h), against values Go itself prints.
+#include "lib/util/go_format.h"
 
 #include <gtest/gtest.h>
 
-namespace derpkit::netcheck {
+namespace derpkit {
 namespace {
 
 using namespace std::chrono_literals;
@@ -49,6 +49,15 @@ TEST(GoRfc3339Nano, TrimsTheFractionAndWritesTheZone) {
             "2026-11-30T05:22:56Z");
 }
 
+TEST(GoRfc3339Nano, KeepsTheFractionPositiveAroundTheEpoch) {
+  const std::chrono::system_clock::time_point epoch{};
+  EXPECT_EQ(GoRfc3339Nano(epoch), "1970-01-01T00:00:00Z");
+  EXPECT_EQ(GoRfc3339Nano(epoch + 1us), "1970-01-01T00:00:00.000001Z");
+  // Go counts from the earlier whole second: -1.5s is 23:59:58 and a half.
+  EXPECT_EQ(GoRfc3339Nano(epoch - 1500ms), "1969-12-31T23:59:58.5Z");
+  EXPECT_EQ(GoRfc3339Nano(epoch - 1ns), "1969-12-31T23:59:59.999999999Z");
+}
+
 TEST(PadRunes, CountsRunesLikeGoFmt) {
   EXPECT_EQ(PadRunes("nyc", 3, false), "nyc");
   EXPECT_EQ(PadRunes("lo", 3, false), " lo");
@@ -59,4 +68,4 @@ TEST(PadRunes, CountsRunesLikeGoFmt) {
 }
 
 }  // namespace
-}  // namespace derpkit::netcheck
+}  // namespace derpkit
