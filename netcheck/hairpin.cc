@@ -6,13 +6,14 @@
 #include <array>
 #include <asio/experimental/as_tuple.hpp>
 
+#include "lib/net/as_tuple.h"
 #include "lib/stun/stun.h"
 
 namespace derpkit::netcheck {
 namespace {
 
 using asio::ip::udp;
-constexpr auto kAsTuple = asio::experimental::as_tuple(asio::use_awaitable);
+using ::derpkit::net::kAsTuple;
 
 stun::TxId RandomTxId() {
   std::array<std::byte, stun::kTxIdSize> bytes{};

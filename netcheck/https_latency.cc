@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "lib/http/head.h"
+#include "lib/net/as_tuple.h"
 #include "lib/net/tls.h"
 #include "lib/util/bytes.h"
 #include "lib/util/netaddr.h"
@@ -17,7 +18,7 @@ namespace {
 using asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 using SslStream = asio::ssl::stream<tcp::socket>;
-constexpr auto kAsTuple = asio::experimental::as_tuple(asio::use_awaitable);
+using ::derpkit::net::kAsTuple;
 
 // Closes `socket` at `deadline` unless destroyed first; that ends whatever is pending on it
 // (connect, TLS handshake, read) with an error. The flag keeps a late handler away from a socket

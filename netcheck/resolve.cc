@@ -4,10 +4,12 @@
 #include <asio/experimental/as_tuple.hpp>
 #include <memory>
 
+#include "lib/net/as_tuple.h"
+
 namespace derpkit::netcheck {
 namespace {
 
-constexpr auto kAsTuple = asio::experimental::as_tuple(asio::use_awaitable);
+using ::derpkit::net::kAsTuple;
 
 struct Lookup {
   explicit Lookup(asio::io_context& io) : wake(io) {}

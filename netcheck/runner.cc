@@ -8,6 +8,7 @@
 #include <memory>
 #include <set>
 
+#include "lib/net/as_tuple.h"
 #include "netcheck/captive.h"
 #include "netcheck/connect_check.h"
 #include "netcheck/host_state.h"
@@ -21,8 +22,8 @@ namespace derpkit::netcheck {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using ::derpkit::net::kAsTuple;
 using std::chrono::milliseconds;
-constexpr auto kAsTuple = asio::experimental::as_tuple(asio::use_awaitable);
 
 // After the report deadline, how long a side check may still take to hand in its result.
 constexpr milliseconds kSideCheckGrace{500};

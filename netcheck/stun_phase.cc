@@ -8,6 +8,7 @@
 #include <optional>
 #include <vector>
 
+#include "lib/net/as_tuple.h"
 #include "lib/net/stun_client.h"
 #include "netcheck/hairpin.h"
 #include "netcheck/resolve.h"
@@ -16,8 +17,8 @@ namespace derpkit::netcheck {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using ::derpkit::net::kAsTuple;
 using std::chrono::milliseconds;
-constexpr auto kAsTuple = asio::experimental::as_tuple(asio::use_awaitable);
 
 // After the phase ends, how long outstanding probe coroutines may take to notice (they only have
 // to see a closed socket or a cancelled timer; a DNS lookup in flight is left behind).

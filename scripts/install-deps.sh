@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   # toolchain
-  build-essential cmake ninja-build pkg-config clang-14 libclang-rt-14-dev clang-format
+  build-essential cmake ninja-build pkg-config clang-14 libclang-rt-14-dev clang-format lld
   # libraries
   libssl-dev libsodium-dev libasio-dev libcpp-httplib-dev prometheus-cpp-dev libcli11-dev
   nlohmann-json3-dev libyaml-cpp-dev libgtest-dev libgmock-dev

@@ -9,11 +9,13 @@
 #include <memory>
 #include <optional>
 
+#include "lib/net/as_tuple.h"
+
 namespace derpkit::stunc {
 namespace {
 
 using asio::ip::udp;
-constexpr auto kAsTuple = asio::experimental::as_tuple(asio::use_awaitable);
+using ::derpkit::net::kAsTuple;
 
 // Resolves with getaddrinfo (AF_UNSPEC, no AI_ADDRCONFIG: a loopback-only host must still find
 // ::1) and picks the address -4/-6 ask for. Blocking: getaddrinfo's own timeouts bound it, not

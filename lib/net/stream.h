@@ -15,10 +15,11 @@
 #include <utility>
 #include <vector>
 
+#include "lib/net/as_tuple.h"
+
 namespace derpkit::net {
 
 using asio::awaitable;
-inline constexpr auto kAsTuple = asio::experimental::as_tuple(asio::use_awaitable);
 
 struct IoResult {
   std::error_code ec;

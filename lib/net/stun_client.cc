@@ -17,12 +17,13 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "lib/net/as_tuple.h"
+
 namespace derpkit::net {
 namespace {
 
 using asio::ip::udp;
 using Clock = std::chrono::steady_clock;
-constexpr auto kAsTuple = asio::experimental::as_tuple(asio::use_awaitable);
 
 // Big enough for any answer a STUN server sends over a 1500-byte path; a longer datagram is
 // truncated by the kernel and then fails to parse (kBadAnswer if the txid is ours).

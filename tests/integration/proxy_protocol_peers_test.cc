@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "lib/http/proxy_protocol.h"
+#include "lib/net/as_tuple.h"
 #include "lib/util/bytes.h"
 #include "lib/util/netaddr.h"
 #include "tests/support/child_process.h"
@@ -43,7 +44,7 @@ constexpr auto kStartTimeout = 5s;  // the proxy's frontends must accept connect
 constexpr auto kRelayTimeout = 5s;  // the client's bytes must reach the backend by then
 constexpr int kStartAttempts = 5;   // fresh ports each time: another process may take ours
 constexpr std::string_view kNginxStreamModule = "/usr/lib/nginx/modules/ngx_stream_module.so";
-constexpr auto kAsTuple = asio::experimental::as_tuple(asio::use_awaitable);
+using ::derpkit::net::kAsTuple;
 
 bool HasIpv6Loopback() {
   asio::io_context io;

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "lib/net/as_tuple.h"
 #include "lib/net/openssl_util.h"
 #include "lib/util/bytes.h"
 #include "tests/unit/net/net_test_util.h"
@@ -43,7 +44,7 @@ using ::testing::StartsWith;
 using namespace std::chrono_literals;
 using namespace asio::experimental::awaitable_operators;
 
-constexpr auto kAsTuple = asio::experimental::as_tuple(asio::use_awaitable);
+using ::derpkit::net::kAsTuple;
 
 X509Ptr ParseDer(std::span<const unsigned char> der) {
   const unsigned char* p = der.data();
