@@ -97,7 +97,7 @@ asio::awaitable<void> MeshLink::Run() {
     if (connected && client.server_key() == server.public_key()) {
       // derper does the same: an entry for this relay itself is ignored.
       LOG_INFO("mesh: %s is this relay itself; not meshing with it", peer_.name.c_str());
-      self_ = true;
+      stats_.is_self.store(true, std::memory_order_relaxed);
       client_ = nullptr;
       break;
     }

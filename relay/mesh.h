@@ -44,6 +44,9 @@ struct MeshLinkStats {
   std::atomic<std::uint64_t> forwarded{0};  // ForwardPacket frames written
   std::atomic<std::uint64_t> dropped{0};    // packets dropped: queue full or link down
   std::atomic<std::int64_t> keys{0};        // keys the peer currently reports
+  // The entry named this relay itself (derper ignores such an entry): no link, and no metric
+  // series, or an alert on derp_mesh_link_up would fire forever for a shared --mesh-with list.
+  std::atomic<bool> is_self{false};
 };
 
 class MeshLink {
@@ -78,7 +81,6 @@ class MeshLink {
   const std::uint64_t id_;
   MeshLinkStats stats_;
   bool stopping_ = false;
-  bool self_ = false;  // dialled our own key: the entry names this relay
   std::deque<std::pair<derp::PublicKey, Packet>> queue_;
   asio::steady_timer wake_;
   bool writer_waiting_ = false;

@@ -320,6 +320,7 @@ void AddMeshFamilies(Families& out, const Server& server) {
   std::map<std::string, Link> links;
   for (const auto& link : server.mesh_links()) {
     const MeshLinkStats& st = link->stats();
+    if (st.is_self.load(std::memory_order_relaxed)) continue;
     Link& l = links[link->peer().name];
     l.up += st.connected.load(std::memory_order_relaxed) ? 1 : 0;
     l.connects += D(st.connects.load(std::memory_order_relaxed));

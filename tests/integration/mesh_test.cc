@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "lib/util/netaddr.h"
+#include "relay/metrics.h"
 #include "tests/support/test_relay.h"
 #include "tests/support/testdata.h"
 
@@ -98,6 +99,25 @@ TEST_F(Mesh, ClientsOnDifferentRelaysReachEachOther) {
   EXPECT_EQ(relays_[0]->stats().packets_forwarded_out, 2u);
   EXPECT_EQ(relays_[1]->stats().packets_forwarded_in, 1u);
   for (auto& link : relays_[0]->server().mesh_links()) EXPECT_TRUE(link->stats().connected);
+}
+
+TEST_F(Mesh, AnEntryForThisRelayItselfHasNoLinkAndNoSeries) {
+  // One --mesh-with list for the whole region names every relay, this one included.
+  relays_[0]->server().AddMeshPeers({relays_[0]->url()});
+  const relay::MeshLink* self = nullptr;
+  for (auto& link : relays_[0]->server().mesh_links()) {
+    if (link->peer().url == relays_[0]->url()) self = link.get();
+  }
+  ASSERT_NE(self, nullptr);
+  ASSERT_TRUE(WaitUntil([&] { return self->stats().is_self.load(); }, 10000ms));
+  EXPECT_FALSE(self->stats().connected);
+  const std::string text = relay::RenderPrometheus(relays_[0]->server());
+  EXPECT_EQ(text.find("peer=\"" + self->peer().name + "\""), std::string::npos) << text;
+  EXPECT_NE(
+      text.find("derp_mesh_link_up{peer=\"" + relays_[0]->server().mesh_links()[0]->peer().name),
+      std::string::npos)
+      << "the other links keep their series\n"
+      << text;
 }
 
 TEST_F(Mesh, PeerGoneCrossesTheMesh) {
