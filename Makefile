@@ -37,6 +37,12 @@ fuzz: deps
 	cmake --build --preset fuzz -j $(JOBS)
 	bash scripts/fuzz.sh build/fuzz $(or $(FUZZ_SECONDS),30)
 
+# Copies the Prometheus rules and Grafana dashboards where those read them (as root; see
+# scripts/install-dashboards.sh --help, e.g. DASHBOARDS_FLAGS="--prometheus-url http://prom:9090").
+.PHONY: install-dashboards
+install-dashboards:
+	bash scripts/install-dashboards.sh $(DASHBOARDS_FLAGS)
+
 format:
 	find lib relay tests bench probe stunc netcheck \( -name '*.h' -o -name '*.cc' \) 2>/dev/null | xargs clang-format -i
 

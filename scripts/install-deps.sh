@@ -12,7 +12,7 @@ packages=(
   # real servers and clients used by the tests, and the tools their scripts call
   coturn stun-server stun-client prometheus prometheus-node-exporter curl openssl iproute2 nftables
   procps haproxy nginx-light libnginx-mod-stream miniupnpd-nftables miniupnpd miniupnpc natpmpc
-  jq python3 psmisc prometheus-pushgateway chromium fonts-dejavu-core
+  jq python3 psmisc prometheus-pushgateway chromium fonts-dejavu-core prometheus-alertmanager
 )
 
 missing=()
@@ -22,7 +22,25 @@ for p in "${packages[@]}"; do
   fi
 done
 
+# npm packages, pinned by their package-lock.json: the Grafana dashboard schema check
+# (dashboards/schema-check). `npm ci` runs only when the lock file changed since the last install,
+# so a second run does nothing here either.
+npm_install() {
+  local dir
+  dir="$(cd "$(dirname "$0")/.." && pwd)/dashboards/schema-check"
+  [ -f "$dir/package-lock.json" ] || return 0
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "install-deps: npm is missing: cannot install $dir/node_modules" >&2
+    return 1
+  fi
+  if cmp -s "$dir/package-lock.json" "$dir/node_modules/.derpkit-installed-lock.json"; then return 0; fi
+  echo "install-deps: npm ci in $dir"
+  (cd "$dir" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
+  cp "$dir/package-lock.json" "$dir/node_modules/.derpkit-installed-lock.json"
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
+  npm_install
   exit 0
 fi
 
@@ -35,7 +53,9 @@ $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 # Some packages start system services (coturn on :3478, nginx on :80, haproxy) where systemd
 # runs; the tests start their own instances on free ports, so stop those.
 if command -v systemctl >/dev/null 2>&1; then
-  for svc in coturn nginx haproxy prometheus prometheus-node-exporter prometheus-pushgateway miniupnpd stund; do
+  for svc in coturn nginx haproxy prometheus prometheus-node-exporter prometheus-pushgateway \
+    prometheus-alertmanager miniupnpd stund; do
     if systemctl is-active --quiet "$svc" 2>/dev/null; then $SUDO systemctl stop "$svc" || true; fi
   done
 fi
+npm_install
