@@ -3,10 +3,12 @@
 #include <asio/experimental/awaitable_operators.hpp>
 #include <cstring>
 #include <random>
+#include <utility>
 
 #include "lib/derp/frame.h"
 #include "lib/derp/handshake.h"
 #include "lib/net/log.h"
+#include "relay/admission.h"
 #include "relay/server.h"
 #include "relay/shard.h"
 
@@ -21,6 +23,24 @@ constexpr std::size_t kInitialReadBuffer = 8 * 1024;
 constexpr std::size_t kBusyReadBuffer = 32 * 1024;
 // The largest frame a client may send us: a ClientInfo (the handshake) or a ForwardPacket.
 constexpr std::size_t kMaxFrameBuffer = derp::kFrameHeaderSize + derp::kMaxClientInfoSize;
+
+// The client->server frame types derper's read loop acts on (derpserver.go run()). Every other
+// type (unassigned, server->client, a Pong, a second ClientInfo) goes to its handleUnknownFrame,
+// which reads and discards the payload whatever its length: skipping it, not closing, is what
+// keeps clients that speak a newer protocol (or echo a Pong) connected.
+constexpr bool RelayActsOn(derp::FrameType type) {
+  switch (type) {
+    case derp::FrameType::kSendPacket:
+    case derp::FrameType::kNotePreferred:
+    case derp::FrameType::kPing:
+    case derp::FrameType::kWatchConns:
+    case derp::FrameType::kClosePeer:
+    case derp::FrameType::kForwardPacket:
+      return true;
+    default:
+      return false;
+  }
+}
 
 std::chrono::milliseconds KeepAliveJitter() {
   thread_local std::minstd_rand rng{std::random_device{}()};
@@ -95,6 +115,9 @@ asio::awaitable<CloseReason> ClientConn::Serve() {
     auto ended = co_await (EndsConnection(ReadLoop()) || EndsConnection(WriteLoop()));
     reason = std::visit([](CloseReason r) { return r; }, ended);
     if (close_reason_) reason = *close_reason_;
+    if (restarting_sent_ && reason == CloseReason::kPeerClosed) {
+      reason = CloseReason::kServerShutdown;  // the client hung up because we told it to
+    }
   }
   if (registered_) {
     shard_.server().registry().Unregister(key_, id_);
@@ -182,6 +205,16 @@ asio::awaitable<CloseReason> ClientConn::Handshake() {
     if (auto ec = co_await ReadMore(need)) co_return Classify(ec);
   }
 
+  // Client verification (relay/admission.h): after ClientInfo, before anything is registered or
+  // ServerInfo is sent; mesh peers skip it, as in derper. A refused client just sees the close.
+  Admission& admission = shard_.server().admission();
+  if (!is_mesh_ && admission.enabled()) {
+    const netaddr::IpAddress source = netaddr::IpAddress::V6(start_.remote_ip16);
+    const Verdict verdict = co_await admission.Admit(key_, source, start_.remote);
+    if (close_reason_) co_return *close_reason_;
+    if (!verdict.admit) co_return CloseReason::kNotAdmitted;
+  }
+
   // Register before ServerInfo leaves, as derper does: a client that has its ServerInfo can be
   // sent packets at once, and the route updates posted here reach every shard's queue before
   // any packet that could follow from a peer that heard of this client.
@@ -242,14 +275,19 @@ std::optional<CloseReason> ClientConn::ProcessFrames() {
     auto hdr = derp::ParseFrameHeader(buffered, UINT32_MAX);
     if (!hdr) break;  // kShort: read more
     const auto type = hdr->type;
-    const std::uint32_t max = derp::MaxServerPayloadSize(type, UINT32_MAX);
-    if (max == UINT32_MAX) {
-      // Unknown (or server-to-client) frame type: skip it, whatever its length.
+    if (dup_ && !active_) {
+      // derper's policy: a duplicate that speaks (any frame, once its header is read) becomes
+      // the active one.
+      shard_.server().registry().NoteActivity(key_, id_);
+      active_ = true;
+    }
+    if (!RelayActsOn(type)) {
       stats_.unknown_frames.Add();
       rstart_ += derp::kFrameHeaderSize;
       skip_remaining_ = hdr->length;
       continue;
     }
+    const std::uint32_t max = derp::MaxServerPayloadSize(type, UINT32_MAX);
     if (hdr->length > max) {
       LOG_INFO("%s: %s frame of %u bytes is over the limit of %u; closing", start_.remote.c_str(),
                std::string(derp::FrameTypeName(type)).c_str(), hdr->length, max);
@@ -261,11 +299,6 @@ std::optional<CloseReason> ClientConn::ProcessFrames() {
       return CloseReason::kBadFrame;
     }
     if (buffered.size() < derp::kFrameHeaderSize + hdr->length) break;
-    if (dup_ && !active_) {
-      // derper's policy: a duplicate that speaks becomes the active one.
-      shard_.server().registry().NoteActivity(key_, id_);
-      active_ = true;
-    }
     auto reason = HandleFrame(type, buffered.subspan(derp::kFrameHeaderSize, hdr->length));
     rstart_ += derp::kFrameHeaderSize + hdr->length;
     if (reason) return reason;
@@ -296,9 +329,6 @@ std::optional<CloseReason> ClientConn::HandleFrame(derp::FrameType type, ByteSpa
       HandleNotePreferred(*preferred);
       return std::nullopt;
     }
-    case FrameType::kPong:
-      // We never send pings, so a pong answers nothing; derper discards it too.
-      return std::nullopt;
     case FrameType::kWatchConns:
     case FrameType::kClosePeer:
     case FrameType::kForwardPacket:
@@ -308,8 +338,7 @@ std::optional<CloseReason> ClientConn::HandleFrame(derp::FrameType type, ByteSpa
         return CloseReason::kNotAllowed;
       }
       return HandleMeshFrame(type, payload);
-    default:
-      stats_.unknown_frames.Add();
+    default:  // not reached: ProcessFrames skips the types RelayActsOn() rejects
       return std::nullopt;
   }
 }
@@ -440,13 +469,17 @@ asio::awaitable<CloseReason> ClientConn::WriteLoop() {
   for (;;) {
     if (close_reason_) co_return *close_reason_;
     if (!HasPendingWrites()) {
-      wake_.expires_at(next_keepalive_);
+      // While a Pong waits to be taken, wake up to look again (relay/stalled_reader.h).
+      auto wake_at = next_keepalive_;
+      if (stalled_reader_.watching()) wake_at = std::min(wake_at, stalled_reader_.next_check());
+      wake_.expires_at(wake_at);
       writer_waiting_ = true;
       auto [ec] = co_await wake_.async_wait(net::kAsTuple);
       writer_waiting_ = false;
       if (close_reason_) co_return *close_reason_;
       auto cs = co_await asio::this_coro::cancellation_state;
       if (cs.cancelled() != asio::cancellation_type::none) co_return CloseReason::kServerShutdown;
+      if (auto stalled = PollStalledReader()) co_return *stalled;
       if (!ec && Clock::now() >= next_keepalive_) {
         derp::AppendKeepAlive(control_);
         stats_.keepalives_sent.Add();
@@ -461,6 +494,8 @@ asio::awaitable<CloseReason> ClientConn::WriteLoop() {
     // PeerGone then follows the last packet from that peer.
     control_in_flight_.swap(control_);
     control_.clear();
+    const bool restarting_in_flight = std::exchange(restarting_queued_, false);
+    const bool writes_pong = pending_pong_.has_value();
     if (pending_pong_) {
       derp::AppendPong(control_in_flight_, *pending_pong_);
       pending_pong_.reset();
@@ -513,6 +548,50 @@ asio::awaitable<CloseReason> ClientConn::WriteLoop() {
     for (Packet& p : in_flight_) shard_.pool().Give(std::move(p.payload));
     in_flight_.clear();
     control_in_flight_.clear();
+    if (restarting_in_flight) {
+      const CloseReason after = co_await WaitAfterRestarting();
+      co_return after;
+    }
+    if (writes_pong) stalled_reader_.AfterPongWrite(written);
+    if (auto stalled = PollStalledReader()) co_return *stalled;
+  }
+}
+
+std::optional<CloseReason> ClientConn::PollStalledReader() {
+  if (!stalled_reader_.watching() ||
+      !stalled_reader_.Poll(stream_->tcp().native_handle(), Clock::now(), write_timeout())) {
+    return std::nullopt;
+  }
+  LOG_INFO("%s: client %s sent Pings but took none of our bytes for %lld ms; closing",
+           start_.remote.c_str(), key_.ShortString().c_str(),
+           static_cast<long long>(write_timeout().count()));
+  stats_.write_timeouts.Add();
+  return CloseReason::kWriteTimeout;
+}
+
+bool ClientConn::QueueRestarting(const derp::Restarting& restarting) {
+  if (!registered_ || close_reason_ || restarting_queued_ || restarting_sent_) return false;
+  derp::AppendRestarting(control_, restarting);
+  restarting_queued_ = true;
+  Wake();
+  return true;
+}
+
+asio::awaitable<CloseReason> ClientConn::WaitAfterRestarting() {
+  restarting_sent_ = true;
+  // A FIN queues behind the data already written, where closing a socket that has unread input
+  // would send a RST and could drop the frame. The read side runs on until the client hangs up
+  // (kPeerClosed, counted as our shutdown) or the shutdown closes what is left.
+  std::error_code ignored;
+  stream_->tcp().shutdown(asio::socket_base::shutdown_send, ignored);
+  for (;;) {
+    wake_.expires_at(Clock::time_point::max());
+    writer_waiting_ = true;
+    co_await wake_.async_wait(net::kAsTuple);
+    writer_waiting_ = false;
+    if (close_reason_) co_return *close_reason_;
+    auto cs = co_await asio::this_coro::cancellation_state;
+    if (cs.cancelled() != asio::cancellation_type::none) co_return CloseReason::kServerShutdown;
   }
 }
 

@@ -27,6 +27,7 @@
 #include "lib/derp/protocol.h"
 #include "lib/net/stream.h"
 #include "relay/packet.h"
+#include "relay/stalled_reader.h"
 #include "relay/stats.h"
 
 namespace derpkit::relay {
@@ -71,6 +72,10 @@ class ClientConn {
   void QueuePeerGone(const derp::PublicKey& peer, derp::PeerGoneReason reason);
   // Tells this watcher (a mesh peer) that a key connected here.
   void QueuePeerPresent(const derp::PeerPresent& present);
+  // Shutdown (derp-protocol.md §7.10): queues the Restarting frame after whatever is queued;
+  // once it is written the relay sends FIN and waits for the client to hang up. False (and
+  // nothing queued) before the handshake has finished or once closing.
+  bool QueueRestarting(const derp::Restarting& restarting);
   bool is_mesh() const { return is_mesh_; }
   // Mesh peers get a longer write deadline for the initial PeerPresent flood (derper: 30 s).
   std::chrono::milliseconds write_timeout() const;
@@ -90,6 +95,11 @@ class ClientConn {
   asio::awaitable<CloseReason> EndsConnection(asio::awaitable<CloseReason> loop);
   asio::awaitable<CloseReason> ReadLoop();
   asio::awaitable<CloseReason> WriteLoop();
+  // kWriteTimeout once the client has taken none of our bytes, a Pong among them, for the write
+  // timeout (relay/stalled_reader.h).
+  std::optional<CloseReason> PollStalledReader();
+  // After the Restarting frame: writes nothing more, waits until the connection is closed.
+  asio::awaitable<CloseReason> WaitAfterRestarting();
   // Parses the frames buffered so far; returns a reason when the connection must end.
   std::optional<CloseReason> ProcessFrames();
   std::optional<CloseReason> HandleFrame(derp::FrameType type, ByteSpan payload);
@@ -145,6 +155,7 @@ class ClientConn {
   PacketRing data_queue_;
   Bytes control_;  // whole frames (PeerGone, Pong, KeepAlive) waiting to be written
   std::optional<derp::PingData> pending_pong_;
+  StalledReaderCheck stalled_reader_;  // a Pong the client has not taken yet
   asio::steady_timer wake_;
   bool writer_waiting_ = false;
   std::chrono::steady_clock::time_point next_keepalive_;
@@ -166,6 +177,8 @@ class ClientConn {
 
   std::optional<CloseReason> close_reason_;
   Traffic traffic_;
+  bool restarting_queued_ = false;  // a Restarting frame is in control_
+  bool restarting_sent_ = false;    // it was written; the client hanging up is our shutdown
 };
 
 }  // namespace derpkit::relay

@@ -1,8 +1,11 @@
 #include "relay/config.h"
 
+#include <cmath>
+#include <limits>
 #include <thread>
 
 #include "lib/util/netaddr.h"
+#include "relay/cert_config.h"
 
 namespace derpkit::relay {
 
@@ -21,21 +24,23 @@ Expected<void, std::string> RelayConfig::Validate() {
   if (!listen_host.empty() && !netaddr::ParseIp(listen_host)) {
     return Err{"-a " + addr + ": the host part must be an IP address or empty"};
   }
-  if (cert_mode != "" && cert_mode != "manual" && cert_mode != "selfsigned") {
+  if (cert_mode != "" && cert_mode != "manual" && cert_mode != "selfsigned" &&
+      cert_mode != "letsencrypt") {
     return Err{"--certmode " + cert_mode +
-               ": unsupported; use manual (certificates in --certdir) or selfsigned "
-               "(letsencrypt is not built in: run certbot and use manual)"};
+               ": unsupported; use letsencrypt (built-in ACME client), manual (certificates in "
+               "--certdir) or selfsigned"};
   }
   tls = !cert_mode.empty();
   if (!tls && listen_port == 443 && !dev) {
     return Err{"-a " + addr +
-               ": port 443 serves TLS, so it needs --certmode manual or --certmode selfsigned"};
+               ": port 443 serves TLS, so it needs --certmode letsencrypt, manual or selfsigned"};
   }
   if (tls && cert_dir.empty()) return Err{"--certmode " + cert_mode + " needs --certdir"};
   if (tls && hostname.empty()) return Err{"--certmode " + cert_mode + " needs --hostname"};
   if (http_port < -1 || http_port > 65535) {
     return Err{"--http-port " + std::to_string(http_port) + ": must be -1 or 0..65535"};
   }
+  if (auto acme = ValidateAcme(*this); !acme) return acme;
   if (stun_port < 0 || stun_port > 65535) {
     return Err{"--stun-port " + std::to_string(stun_port) + ": must be 0..65535"};
   }
@@ -90,6 +95,23 @@ Expected<void, std::string> RelayConfig::Validate() {
   if (send_queue_depth < 1 || send_queue_depth > 65536) {
     return Err{"--send-queue-depth must be 1..65536"};
   }
+  if (std::isnan(accept_connection_limit) || accept_connection_limit < 0) {
+    return Err{
+        "--accept-connection-limit must be a number of connections per second, 0 or more "
+        "(+Inf: unlimited)"};
+  }
+  if (accept_connection_burst < 0) return Err{"--accept-connection-burst must not be negative"};
+  constexpr auto kMaxFrameMs = std::chrono::milliseconds(std::numeric_limits<std::uint32_t>::max());
+  if (restart_reconnect_in.count() < 0 || restart_reconnect_in > kMaxFrameMs ||
+      restart_try_for.count() < 0 || restart_try_for > kMaxFrameMs) {
+    return Err{"--restart-reconnect-in and --restart-try-for must be 0 to 49 days"};
+  }
+  for (const std::string& entry : unpublished_bootstrap_dns_names) {
+    if (entry.empty() || entry.front() == '/' || entry.back() == '/') {
+      return Err{"--unpublished-bootstrap-dns-names " + entry + ": want name or name/txtname"};
+    }
+  }
+  if (auto ok = admission.Validate(); !ok) return Err{ok.error()};
   return {};
 }
 

@@ -4,13 +4,18 @@
 
 #include <chrono>
 #include <cstdint>
+#include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "lib/util/expected.h"
 #include "lib/util/netaddr.h"
+#include "relay/admission_config.h"
 
 namespace derpkit::relay {
+
+class DnsResolver;  // relay/bootstrap_dns.h
 
 struct RelayConfig {
   // -a: the main listener, "host:port", "[v6]:port" or ":port" (all addresses).
@@ -25,10 +30,24 @@ struct RelayConfig {
   // -c: derper's key file, {"PrivateKey": "privkey:<hex>"}, created (mode 0600) when missing.
   std::string key_file;
   // "" (plain unless the port is 443), "manual" (<certdir>/<hostname>.crt/.key) or "selfsigned"
-  // (like manual, but generated on first start when missing).
+  // (like manual, but generated on first start when missing), or "letsencrypt" (obtained and
+  // renewed by the built-in ACME client, stored as manual's files). manual and selfsigned pairs
+  // are reloaded when the files change (checked every cert_poll_interval) and on SIGHUP.
   std::string cert_mode;
   std::string cert_dir;
   std::string hostname = "derp.tailscale.com";
+  std::chrono::milliseconds cert_poll_interval{5000};
+  // letsencrypt: the CA's directory URL, trust anchors for its HTTPS (empty: system roots), the
+  // account's contact e-mail (empty: none), the challenge to answer ("http-01" or "tls-alpn-01";
+  // Validate() turns empty into http-01 when --http-port is on, else tls-alpn-01), how long
+  // before expiry to renew (0: a third of the lifetime, at most 30 days), and the first wait
+  // after a failed attempt (doubling per failure, up to an hour).
+  std::string acme_directory = "https://acme-v02.api.letsencrypt.org/directory";
+  std::string acme_ca_file;
+  std::string acme_email;
+  std::string acme_challenge;
+  std::chrono::seconds acme_renew_before{0};
+  std::chrono::milliseconds acme_retry_min{60000};
   // --dev: plain HTTP on :3340 with a fresh key every start (derper's development mode).
   bool dev = false;
   // --derp=false keeps STUN, probes and the home page but answers /derp with 404.
@@ -64,6 +83,23 @@ struct RelayConfig {
   std::chrono::milliseconds keepalive_interval{60000};
   // How long a shutdown waits for connections to close before the process exits anyway.
   std::chrono::milliseconds shutdown_grace{2000};
+  // On shutdown every DERP connection is first sent a Restarting frame (derp-protocol.md §7.10):
+  // reconnect after reconnect_in, keep trying for try_for. A try_for of 0 sends none (derper).
+  std::chrono::milliseconds restart_reconnect_in{500};
+  std::chrono::milliseconds restart_try_for{5000};
+  // --accept-connection-limit (new connections per second on the main listener) and
+  // --accept-connection-burst, derper's: over the rate a connection is accepted and closed at
+  // once. +Inf is unlimited; with derper's default burst (the largest int64) so is any rate.
+  double accept_connection_limit = std::numeric_limits<double>::infinity();
+  std::int64_t accept_connection_burst = std::numeric_limits<std::int64_t>::max();
+  // --bootstrap-dns-names and --unpublished-bootstrap-dns-names (§3.7): names resolved in the
+  // background for /bootstrap-dns; an unpublished entry may be "name/txtname".
+  std::vector<std::string> bootstrap_dns_names;
+  std::vector<std::string> unpublished_bootstrap_dns_names;
+  // Tests inject a resolver for those names; null uses the system's.
+  std::shared_ptr<DnsResolver> bootstrap_dns_resolver;
+  // Client verification: --verify-clients, --verify-client-url, --allow-keys-file, ...
+  AdmissionConfig admission;
 
   // Derived by Validate().
   std::string listen_host;

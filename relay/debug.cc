@@ -169,9 +169,16 @@ asio::awaitable<http::Response> ServeDebug(const http::RequestHead& req, Server&
   if (path == "/debug/vars") co_return Text(200, RenderVarsJson(server), "application/json");
   if (path == "/debug/check") {
     std::string problems;
-    if (server.registry().CheckConsistency(&problems)) {
-      co_return Text(200, "derp.Server ConsistencyCheck okay", "text/plain; charset=utf-8");
+    const bool consistent = server.registry().CheckConsistency(&problems);
+    // As derper: with client verification on, this relay's own node must pass it too.
+    const derp::PublicKey relay_key = server.public_key();
+    const std::string verification = co_await server.admission().SelfCheck(relay_key);
+    if (consistent && verification.empty()) {
+      std::string body = "derp.Server ConsistencyCheck okay";
+      if (server.admission().enabled()) body += "\nclient verification okay";
+      co_return Text(200, std::move(body), "text/plain; charset=utf-8");
     }
+    if (!verification.empty()) problems += (problems.empty() ? "" : ", ") + verification;
     co_return Text(500, problems, "text/plain; charset=utf-8");
   }
   if (path == "/debug/traffic") {

@@ -17,6 +17,7 @@
 #include "lib/net/stream.h"
 #include "lib/net/ws_stream.h"
 #include "lib/util/netaddr.h"
+#include "relay/acme_challenges.h"
 #include "relay/client_conn.h"
 #include "relay/debug.h"
 #include "relay/http_routes.h"
@@ -231,7 +232,17 @@ asio::awaitable<void> FrontConnection::Run() {
     // Access to /debug/ is decided per request: the query may carry the debug key, and a request
     // with X-Forwarded-For is refused.
     ctx.debug_allowed = AllowDebugAccess(head, peer_ip_, server_.debug_access());
+    // /bootstrap-dns (main listener only): the last background refresh, per ?q= and caller.
+    std::string bootstrap_dns_body;
+    if (kind_ == ListenerKind::kMain && RoutingPath(head) == "/bootstrap-dns") {
+      bootstrap_dns_body = server_.bootstrap_dns().Answer(head.target, peer_ip_);
+    }
+    ctx.bootstrap_dns_json = bootstrap_dns_body;
     RouteResult result = relay::Route(head, ctx);
+    if (kind_ == ListenerKind::kHttpPort && server_.certs() != nullptr &&
+        server_.certs()->challenges() != nullptr) {
+      AnswerHttp01(head, *server_.certs()->challenges(), result);  // ACME HTTP-01
+    }
     if (kind_ == ListenerKind::kDebug && result.kind != RouteResult::Kind::kDebug) {
       // The --debug-addr listener serves /debug/ and nothing else.
       result.kind = RouteResult::Kind::kResponse;
@@ -336,9 +347,13 @@ asio::awaitable<void> ServeConnection(Shard& shard, asio::ip::tcp::socket socket
   net::ApplyTcpOptions(socket,
                        net::TcpOptions{config.tcp_keepalive_time, config.tcp_user_timeout, true});
   std::unique_ptr<net::Stream> stream;
-  if (kind == ListenerKind::kMain && server.tls_context() != nullptr) {  // the others are plain
+  // The others are plain. A copy: a certificate reload may publish a new context at any moment;
+  // the SSL made from this one holds a reference to it for the connection's lifetime.
+  std::shared_ptr<asio::ssl::context> tls_context;
+  if (kind == ListenerKind::kMain) tls_context = server.tls_context();
+  if (tls_context != nullptr) {
     stream = std::make_unique<net::TlsStream>(
-        std::make_unique<net::TlsStream::SslStream>(std::move(socket), *server.tls_context()));
+        std::make_unique<net::TlsStream::SslStream>(std::move(socket), *tls_context));
   } else {
     stream = std::make_unique<net::TcpStream>(std::move(socket));
   }

@@ -419,6 +419,8 @@ std::string_view RouteName(RouteId id) {
       return "connect";
     case RouteId::kBadRequest:
       return "bad_request";
+    case RouteId::kAcmeChallenge:
+      return "acme_challenge";
   }
   return "unknown";
 }

@@ -62,8 +62,9 @@ enum class RouteId {
   kHttpsRedirect,  // port-80 listener: 302 to https, or 400 "Use HTTPS"
   kConnect,        // CONNECT: 403
   kBadRequest,     // missing, repeated or malformed Host header: 400
+  kAcmeChallenge,  // port-80 listener, letsencrypt mode: /.well-known/acme-challenge/ (HTTP-01)
 };
-inline constexpr std::size_t kRouteIdCount = 10;
+inline constexpr std::size_t kRouteIdCount = 11;
 
 // Returns the metric label for `id` ("derp", "probe", "generate_204", ...).
 std::string_view RouteName(RouteId id);

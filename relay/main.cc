@@ -3,7 +3,11 @@
 
 #include <CLI/CLI.hpp>
 #include <asio.hpp>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -47,6 +51,17 @@ Duration ParseDurationFlag(const std::string& flag, const std::string& text) {
   return std::chrono::duration_cast<Duration>(*d);
 }
 
+// Go's strconv.ParseFloat as derper's flag package reads --accept-connection-limit: a number,
+// or "+Inf"/"inf"/"infinity" in any case.
+double ParseRateFlag(const std::string& flag, const std::string& text) {
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || end != text.c_str() + text.size() || std::isnan(v)) {
+    Fail("--" + flag + " " + text + ": want a number of connections per second or +Inf");
+  }
+  return v;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -73,11 +88,31 @@ int main(int argc, char** argv) {
                  "Key file ({\"PrivateKey\": \"privkey:...\"}, derper's format), created with mode "
                  "0600 when missing. Default /var/lib/derper/derper.key when run as root.");
   app.add_option("--certmode", config.cert_mode,
-                 "TLS certificates: empty for none (plain HTTP unless the port is 443), manual "
-                 "(<certdir>/<hostname>.crt and .key) or selfsigned (generated when missing).");
-  app.add_option("--certdir", config.cert_dir, "Directory of the TLS certificate and key.");
+                 "TLS certificates: empty for none (plain HTTP unless the port is 443), "
+                 "letsencrypt (obtained and renewed by the built-in ACME client), manual "
+                 "(<certdir>/<hostname>.crt and .key) or selfsigned (generated when missing). "
+                 "manual and selfsigned files are reloaded when they change and on SIGHUP.");
+  app.add_option("--certdir", config.cert_dir,
+                 "Directory of the TLS certificate and key (and of the ACME account key).");
   app.add_option("--hostname", config.hostname,
                  "TLS host name: the certificate's name, and the SNI clients send.");
+  std::string acme_renew_before = "0s";
+  app.add_option("--acme-email", config.acme_email,
+                 "letsencrypt: contact e-mail of the ACME account (expiry notices); empty for "
+                 "none.");
+  app.add_option("--acme-directory", config.acme_directory,
+                 "letsencrypt: directory URL of the ACME CA (e.g. Let's Encrypt staging, or "
+                 "another CA).");
+  app.add_option("--acme-ca-file", config.acme_ca_file,
+                 "letsencrypt: PEM trust anchors for the ACME CA's HTTPS (a test CA such as "
+                 "pebble's); empty uses the system roots.");
+  app.add_option("--acme-challenge", config.acme_challenge,
+                 "letsencrypt: http-01 (answered on --http-port) or tls-alpn-01 (answered on the "
+                 "main TLS port); empty picks http-01 unless --http-port is -1.");
+  app.add_option("--acme-renew-before", acme_renew_before,
+                 "letsencrypt: renew when the certificate has less than this left (Go "
+                 "duration); 0 renews after two thirds of its lifetime, at most 30 days before "
+                 "it expires.");
   app.add_flag("--dev", config.dev,
                "Development mode: plain HTTP on :3340 and a new random key on every start.");
   app.add_flag("--derp", config.derp,
@@ -125,6 +160,55 @@ int main(int argc, char** argv) {
                  "or v2 header first, as sent by HAProxy, nginx or Traefik in front; its source "
                  "address is then used for /debug/ access, logs and metrics. A connection "
                  "without a valid header is closed.");
+  std::string accept_limit = "+Inf", bootstrap_names, unpublished_names;
+  std::string restart_reconnect_in = "500ms", restart_try_for = "5s";
+  app.add_option("--accept-connection-limit", accept_limit,
+                 "New connections per second on the main listener (TLS, or plain HTTP); over it "
+                 "a connection is accepted and closed at once. +Inf is unlimited. Set "
+                 "--accept-connection-burst too: with the default burst any rate is unlimited.");
+  app.add_option("--accept-connection-burst", config.accept_connection_burst,
+                 "Connections accepted at once above --accept-connection-limit.");
+  app.add_option("--bootstrap-dns-names", bootstrap_names,
+                 "Comma-separated host names whose addresses /bootstrap-dns serves, resolved in "
+                 "the background every 10 minutes.");
+  app.add_option("--unpublished-bootstrap-dns-names", unpublished_names,
+                 "Comma-separated host names /bootstrap-dns?q=NAME answers but never lists; an "
+                 "entry NAME/TXTNAME is served to the share of clients (0-100 %) that TXTNAME's "
+                 "TXT record holds.");
+  app.add_option("--restart-reconnect-in", restart_reconnect_in,
+                 "On SIGTERM or SIGINT every client is first sent a Restarting frame telling it "
+                 "to reconnect after this long (Go duration).");
+  app.add_option("--restart-try-for", restart_try_for,
+                 "How long the Restarting frame tells clients to keep trying to reconnect; 0 "
+                 "sends no Restarting frame (derper's behaviour).");
+  // Client verification (relay/admission.h): derper's three flags, then ours.
+  std::string verify_cache_ttl = "30s", verify_cache_deny_ttl = "5s";
+  app.add_flag("--verify-clients", config.admission.verify_clients,
+               "Admit only clients the tailscaled on this host knows (whois over --socket, as "
+               "derper does); when tailscaled cannot be asked, the client is refused.");
+  app.add_option("--socket", config.admission.tailscaled_socket,
+                 "Path of tailscaled's LocalAPI unix socket, for --verify-clients.");
+  app.add_option("--verify-client-url", config.admission.verify_client_url,
+                 "If non-empty, an admission controller URL (e.g. Headscale's "
+                 "https://headscale.example.com/verify): each new client is POSTed as "
+                 "{\"NodePublic\",\"Source\"} and admitted only on 200 {\"Allow\": true}.");
+  app.add_flag("--verify-client-url-fail-open", config.admission.verify_client_url_fail_open,
+               "Admit clients when --verify-client-url cannot be reached (refused, timeout, DNS, "
+               "TLS); =false refuses them. A non-200 or unreadable answer always refuses. "
+               "Default true, as derper.");
+  app.add_option("--allow-keys-file", config.admission.allow_keys_file,
+                 "File of node keys (nodekey:<hex>, one per line, # comments) admitted without "
+                 "asking tailscaled or the admission controller; re-read when it changes. Alone, "
+                 "it admits only the keys it lists.");
+  app.add_option("--verify-cache-ttl", verify_cache_ttl,
+                 "How long a verifier's admission is remembered per node key and source IP, so "
+                 "that reconnects do not ask again (Go duration; 0 remembers nothing).");
+  app.add_option("--verify-cache-deny-ttl", verify_cache_deny_ttl,
+                 "How long a refusal (or a fail-open admission) is remembered (Go duration; 0 "
+                 "remembers nothing).");
+  app.add_option("--verify-max-in-flight", config.admission.max_in_flight,
+                 "Verifications in progress at once; a new client beyond that is refused at "
+                 "once (it retries) instead of queueing.");
   app.add_flag("-v,--verbose", verbose, "Log every connection (debug level).");
 
   const std::vector<std::string> args = derpkit::NormalizeGoFlags(argc, argv);
@@ -139,6 +223,8 @@ int main(int argc, char** argv) {
   }
   config.tcp_keepalive_time =
       ParseDurationFlag<std::chrono::seconds>("tcp-keepalive-time", keepalive);
+  config.acme_renew_before =
+      ParseDurationFlag<std::chrono::seconds>("acme-renew-before", acme_renew_before);
   config.tcp_user_timeout =
       ParseDurationFlag<std::chrono::milliseconds>("tcp-user-timeout", user_timeout);
   config.tcp_write_timeout =
@@ -146,6 +232,17 @@ int main(int argc, char** argv) {
   config.mesh_with = SplitComma(mesh_with);
   config.debug_trusted_cidrs = SplitComma(trusted_cidrs);
   config.proxy_protocol = SplitComma(proxy_listeners);
+  config.accept_connection_limit = ParseRateFlag("accept-connection-limit", accept_limit);
+  config.bootstrap_dns_names = SplitComma(bootstrap_names);
+  config.unpublished_bootstrap_dns_names = SplitComma(unpublished_names);
+  config.restart_reconnect_in =
+      ParseDurationFlag<std::chrono::milliseconds>("restart-reconnect-in", restart_reconnect_in);
+  config.restart_try_for =
+      ParseDurationFlag<std::chrono::milliseconds>("restart-try-for", restart_try_for);
+  config.admission.cache_allow_ttl =
+      ParseDurationFlag<std::chrono::milliseconds>("verify-cache-ttl", verify_cache_ttl);
+  config.admission.cache_deny_ttl =
+      ParseDurationFlag<std::chrono::milliseconds>("verify-cache-deny-ttl", verify_cache_deny_ttl);
   if (config.key_file.empty() && !config.dev && ::geteuid() == 0) {
     config.key_file = "/var/lib/derper/derper.key";
   }
@@ -174,11 +271,30 @@ int main(int argc, char** argv) {
     if (server.http_port() != 0) LOG_INFO("derp-relay: plain HTTP on port %u", server.http_port());
     if (server.debug_port() != 0) LOG_INFO("derp-relay: /debug/ on port %u", server.debug_port());
     if (config.stun) LOG_INFO("derp-relay: STUN on UDP port %u", server.stun_port());
+    if (!std::isinf(config.accept_connection_limit) &&
+        config.accept_connection_burst == std::numeric_limits<std::int64_t>::max()) {
+      LOG_WARN(
+          "derp-relay: --accept-connection-limit %g has no effect without "
+          "--accept-connection-burst (the default burst is unlimited, as in derper)",
+          config.accept_connection_limit);
+    }
 
     asio::io_context main_io;
+    // SIGHUP re-reads the certificate files (manual and selfsigned modes), again and again.
+    asio::signal_set hangups(main_io, SIGHUP);
+    std::function<void()> await_hangup = [&] {
+      hangups.async_wait([&](const std::error_code& ec, int) {
+        if (ec) return;
+        LOG_INFO("derp-relay: SIGHUP, reloading the TLS certificate");
+        server.ReloadCertificates();
+        await_hangup();
+      });
+    };
+    await_hangup();
     asio::signal_set signals(main_io, SIGINT, SIGTERM);
     signals.async_wait([&](const std::error_code&, int signo) {
       LOG_INFO("derp-relay: signal %d, shutting down", signo);
+      hangups.cancel();
       server.Stop();
     });
     main_io.run();

@@ -19,6 +19,7 @@
 #include <sstream>
 #include <string_view>
 
+#include "relay/cert_metrics.h"
 #include "relay/http_routes.h"
 #include "relay/server.h"
 
@@ -287,12 +288,15 @@ void AddPacketFamilies(Families& out, const StatsSnapshot& s) {
                           "PeerGone frames sent to clients, by reason.", MetricType::Counter);
   Families::Sample(gone, D(s.peer_gone_disconnected_frames), {L("reason", "disconnected")});
   Families::Sample(gone, D(s.peer_gone_not_here_frames), {L("reason", "not_here")});
-  out.Counter("derp_unknown_frames_total", "Frames of unknown type that clients sent (skipped).",
+  out.Counter("derp_unknown_frames_total",
+              "Frames clients sent that the relay does not act on (unknown or server-to-client "
+              "types, Pong, a second ClientInfo): skipped, as derper does.",
               D(s.unknown_frames));
   out.Counter("derp_keepalives_sent_total", "KeepAlive frames sent to clients.",
               D(s.keepalives_sent));
   out.Counter("derp_write_timeouts_total",
-              "Writes to clients that did not finish within --tcp-write-timeout.",
+              "Writes to clients that did not finish within --tcp-write-timeout, and Pongs the "
+              "client took no byte of for as long.",
               D(s.write_timeouts));
   out.Histogram("derp_queue_duration_seconds",
                 "How long delivered packets waited in their client's send queue.",
@@ -387,13 +391,14 @@ void AddHttpAndTlsFamilies(Families& out, const StatsSnapshot& s) {
     Families::Sample(http, D(s.http_requests_by_route[i]),
                      {L("route", RouteName(static_cast<RouteId>(i)))});
   }
-  std::uint64_t handshakes = 0;
-  for (auto n : s.tls_versions) handshakes += n;
-  out.Counter("tls_listener_accepted_connections_total", "TLS handshakes that completed.",
-              D(handshakes));
+  // derper's names; like its limiter, ours counts connections, before any TLS handshake.
+  out.Counter("tls_listener_accepted_connections_total",
+              "Connections the main listener accepted within --accept-connection-limit.",
+              D(s.listener_accepted));
   out.Counter("tls_listener_rejected_connections_total",
-              "TLS handshakes that failed (not counting those that ran out of time).",
-              D(s.tls_handshake_failures));
+              "Connections the main listener closed at once for exceeding "
+              "--accept-connection-limit.",
+              D(s.listener_rejected));
   auto& versions =
       out.Family("derper_tls_request_version_total",
                  "TLS handshakes that completed, by negotiated TLS version.", MetricType::Counter);
@@ -403,6 +408,28 @@ void AddHttpAndTlsFamilies(Families& out, const StatsSnapshot& s) {
   out.Counter("derp_proxy_header_failures_total",
               "Connections closed for a missing or malformed PROXY protocol header.",
               D(s.proxy_header_failures));
+}
+
+// /bootstrap-dns (relay/bootstrap_dns.h): derper's counters, and how the refreshes fare.
+void AddBootstrapDnsFamilies(Families& out, const BootstrapDnsStats& s) {
+  // derper's bootstrap_dns_requests is derp_http_requests_total{route="bootstrap_dns"}.
+  constexpr std::array<std::string_view, kBootstrapDnsCounterCount> kHelp = {
+      "?q= requests for a published name that has addresses.",
+      "?q= requests for a published name without addresses.",
+      "?q= requests for an unpublished name that has addresses.",
+      "?q= requests for a name in neither list.",
+      "?q= requests for an unpublished name from a caller outside its rollout percentage."};
+  for (std::size_t i = 0; i < kBootstrapDnsCounterCount; ++i) {
+    out.Counter(kBootstrapDnsCounterName[i], kHelp[i], D(s.counters[i]));
+  }
+  out.Gauge("bootstrap_dns_queried_domains",
+            "Distinct ?q= names seen (the set is cleared past 500).", D(s.queried_domains));
+  auto& failures = out.Family("derp_bootstrap_dns_lookup_failures_total",
+                              "Failed lookups of the background refresh of bootstrap DNS names.",
+                              MetricType::Counter);
+  for (std::size_t i = 0; i < kDnsLookupFailureCount; ++i) {
+    Families::Sample(failures, D(s.lookup_failures[i]), {L("reason", kDnsLookupFailureLabel[i])});
+  }
 }
 
 void AddStunFamilies(Families& out, const StunStatsSnapshot& s) {
@@ -423,6 +450,41 @@ void AddStunFamilies(Families& out, const StunStatsSnapshot& s) {
                  "Time from reading a STUN request's batch to its reply being sent.",
                  MetricType::Histogram),
       kStunResponseBounds, s.response_buckets, s.response_seconds_sum);
+}
+
+// Client verification (relay/admission.h); every series exists from the start, also when no
+// check is configured.
+void AddAdmissionFamilies(Families& out, const AdmissionStats& a) {
+  auto& admitted =
+      out.Family("derp_admission_admitted_total",
+                 "Clients admitted by client verification, by how.", MetricType::Counter);
+  for (std::size_t i = 0; i < kAdmitViaCount; ++i) {
+    Families::Sample(admitted, D(a.admitted[i]), {L("via", kAdmitViaLabel[i])});
+  }
+  auto& refused = out.Family("derp_admission_refusals_total",
+                             "Clients refused by client verification (and closed), by reason.",
+                             MetricType::Counter);
+  for (std::size_t i = 0; i < kRefusalCount; ++i) {
+    Families::Sample(refused, D(a.refused[i]), {L("reason", kRefusalLabel[i])});
+  }
+  out.Counter("derp_admission_cache_hits_total",
+              "Verification decisions answered from the decision cache.", D(a.cache_hits));
+  auto& requests = out.Family("derp_admission_verifier_requests_total",
+                              "Requests sent to a verifier (tailscaled or the admission URL).",
+                              MetricType::Counter);
+  Families::Sample(requests, D(a.tailscaled_requests), {L("verifier", "tailscaled")});
+  Families::Sample(requests, D(a.url_requests), {L("verifier", "url")});
+  out.Gauge("derp_admission_in_flight", "Verifications asked and not yet answered.",
+            D(a.in_flight));
+  out.Gauge("derp_admission_cache_entries", "Decisions in the verification cache.",
+            D(a.cache_entries));
+  out.Gauge("derp_admission_allow_keys", "Node keys in force from --allow-keys-file.",
+            static_cast<double>(a.allow_keys.keys));
+  auto& reloads = out.Family("derp_admission_allow_keys_reloads_total",
+                             "Changed --allow-keys-file versions loaded (ok) or refused (error).",
+                             MetricType::Counter);
+  Families::Sample(reloads, D(a.allow_keys.reloads), {L("result", "ok")});
+  Families::Sample(reloads, D(a.allow_keys.reload_errors), {L("result", "error")});
 }
 
 void AddProcessFamilies(Families& out, const Server& server) {
@@ -499,9 +561,13 @@ std::vector<MetricFamily> RelayCollector::Collect() const {
   AddMeshFamilies(out, server_);
   AddShardFamilies(out, s);
   AddHttpAndTlsFamilies(out, s);
+  AddBootstrapDnsFamilies(out, s.bootstrap_dns);
   AddStunFamilies(out, server_.stun_stats().Snapshot());
+  AddAdmissionFamilies(out, server_.admission().Snapshot());
   AddProcessFamilies(out, server_);
-  return out.Take();
+  std::vector<MetricFamily> families = out.Take();
+  if (const CertManager* certs = server_.certs()) AppendCertMetrics(*certs, families);
+  return families;
 }
 
 std::string RenderPrometheus(const Server& server) {

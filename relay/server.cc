@@ -34,25 +34,16 @@ derp::MeshKey LoadMeshKey(const std::string& path) {
 }  // namespace
 
 Server::Server(RelayConfig config, derp::PrivateKey key)
-    : config_(std::move(config)), private_key_(key), public_key_(key.Public()) {
+    : config_(std::move(config)),
+      private_key_(key),
+      public_key_(key.Public()),
+      bootstrap_dns_(BootstrapDnsOptions{.published = config_.bootstrap_dns_names,
+                                         .unpublished = config_.unpublished_bootstrap_dns_names,
+                                         .resolver = config_.bootstrap_dns_resolver}) {
   if (config_.tls) {
-    net::CertFiles files;
-    if (config_.cert_mode == "selfsigned") {
-      auto ensured = net::EnsureSelfSignedCert(config_.cert_dir, config_.hostname);
-      files = ensured.files;
-      cert_sha256_ = ensured.sha256_der_hex;
-      if (ensured.created) {
-        LOG_INFO("generated a self-signed certificate for %s in %s", config_.hostname.c_str(),
-                 config_.cert_dir.c_str());
-      }
-    } else {
-      files = net::ManualCertPaths(config_.cert_dir, config_.hostname);
-      cert_sha256_ = net::CertSha256Hex(files.cert_file);
-    }
-    net::TlsServerOptions opts;
-    opts.files = files;
-    std::memcpy(opts.server_key.data(), public_key_.bytes.data(), derp::kKeySize);
-    tls_ = net::MakeServerContext(opts);
+    net::RawKey raw_key;
+    std::memcpy(raw_key.data(), public_key_.bytes.data(), derp::kKeySize);
+    certs_ = std::make_unique<CertManager>(config_, raw_key);
   }
   if (!config_.mesh_psk_file.empty()) mesh_key_ = LoadMeshKey(config_.mesh_psk_file);
   debug_access_.trusted_cidrs = config_.debug_trusted_prefixes;
@@ -70,6 +61,7 @@ Server::Server(RelayConfig config, derp::PrivateKey key)
       throw std::runtime_error("--debug-key-file " + config_.debug_key_file + ": empty");
     debug_access_.debug_key = key;
   }
+  admission_ = std::make_unique<Admission>(config_.admission);
   for (int i = 0; i < config_.workers; ++i) shards_.push_back(std::make_unique<Shard>(i, *this));
 }
 
@@ -124,6 +116,9 @@ void Server::Start() {
   }
   for (auto& s : shards_) s->StartThread();
   AddMeshPeers(config_.mesh_with);
+  bootstrap_dns_.Start();
+  // Last: ACME challenges are answered on the listeners bound above.
+  if (certs_) certs_->Start();
 }
 
 std::uint16_t Server::stun_port() const { return stun_ ? stun_->port() : 0; }
@@ -160,6 +155,7 @@ asio::awaitable<void> Server::AcceptLoop(asio::ip::tcp::acceptor& acceptor, List
       co_await backoff.async_wait(net::kAsTuple);
       continue;
     }
+    if (kind == ListenerKind::kMain && !AdmitByAcceptLimit(socket)) continue;
     // Round robin over shards; the socket moves to its shard's loop by file descriptor.
     Shard& target = shard(static_cast<int>(next_shard_++ % shards_.size()));
     if (&target == &shard(0)) {
@@ -177,6 +173,7 @@ asio::awaitable<void> Server::AcceptLoop(asio::ip::tcp::acceptor& acceptor, List
 
 void Server::Stop() {
   if (stopping_.exchange(true)) return;
+  if (certs_) certs_->Stop();
   if (shards_.empty()) return;
   // Stop accepting first, on the loop that owns the acceptors.
   asio::post(shard(0).io(), [this] {
@@ -188,13 +185,17 @@ void Server::Stop() {
   for (auto& link : mesh_links_) {
     asio::post(link->shard().io(), [l = link.get()] { l->Stop(); });
   }
+  const auto give_up = std::chrono::steady_clock::now() + config_.shutdown_grace;
+  SendRestartingToAll(give_up);
   for (auto& s : shards_) asio::post(s->io(), [&s = *s] { s.CloseAll(); });
   // Connections end on their own once their sockets are closed; wait for that, bounded.
-  const auto give_up = std::chrono::steady_clock::now() + config_.shutdown_grace;
   while (std::chrono::steady_clock::now() < give_up && Snapshot().current_connections > 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+  // Answers the handshakes still waiting for a verifier, while the shards can take the answers.
+  admission_->Stop();
   for (auto& s : shards_) s->StopAndJoin();
+  bootstrap_dns_.Stop();
   if (stun_) {
     // Once its loop has stopped for good, nothing else touches the responder.
     stun_io_.stop();
@@ -257,6 +258,9 @@ StatsSnapshot Server::Snapshot() const {
                                    st.packets_sent.value(), st.cross_shard_packets.value()});
   }
   out.accept_errors = accept_errors_.load(std::memory_order_relaxed);
+  out.listener_accepted = accept_limiter_.accepted();
+  out.listener_rejected = accept_limiter_.rejected();
+  out.bootstrap_dns = bootstrap_dns_.Stats();
   out.registry = registry_.GetTotals();
   return out;
 }

@@ -18,6 +18,10 @@
 #include "lib/derp/frame.h"
 #include "lib/derp/keys.h"
 #include "lib/net/tls.h"
+#include "relay/accept_limit.h"
+#include "relay/admission.h"
+#include "relay/bootstrap_dns.h"
+#include "relay/cert_manager.h"
 #include "relay/config.h"
 #include "relay/debug.h"
 #include "relay/front.h"
@@ -100,6 +104,10 @@ struct StatsSnapshot {
   std::array<std::uint64_t, 2> tls_versions{};  // 0 = TLS 1.2, 1 = TLS 1.3
   std::uint64_t tls_handshake_failures = 0;
   std::uint64_t proxy_header_failures = 0;
+  // The main listener's accept limit (derper's tls_listener_{accepted,rejected}_connections).
+  std::uint64_t listener_accepted = 0;
+  std::uint64_t listener_rejected = 0;
+  BootstrapDnsStats bootstrap_dns;
   std::array<std::uint64_t, 16> http_requests_by_route{};
   HistogramSnapshot queue_delay_seconds;
   HistogramSnapshot frames_per_write;
@@ -129,12 +137,28 @@ class Server final : public RegistryListener {
   const derp::PrivateKey& private_key() const { return private_key_; }
   const derp::PublicKey& public_key() const { return public_key_; }
   Registry& registry() { return registry_; }
+  // Client verification (relay/admission.h), asked by each connection's handshake.
+  Admission& admission() { return *admission_; }
+  const Admission& admission() const { return *admission_; }
   int shard_count() const { return config_.workers; }
   Shard& shard(int i) { return *shards_[static_cast<std::size_t>(i)]; }
   std::uint64_t NextConnId() { return next_conn_id_.fetch_add(1) + 1; }
-  asio::ssl::context* tls_context() { return tls_.get(); }
-  // The SHA-256 of the leaf certificate DER when TLS is on ("sha256-raw:" pin), else empty.
-  const std::string& cert_sha256() const { return cert_sha256_; }
+  // The TLS context for a new connection on the main listener (null without TLS). Any thread;
+  // a certificate reload swaps it for later calls, and each connection keeps the one it took.
+  std::shared_ptr<asio::ssl::context> tls_context() const {
+    return certs_ ? certs_->context() : nullptr;
+  }
+  // The SHA-256 of the leaf certificate DER in service when TLS is on ("sha256-raw:" pin), else
+  // empty (also in letsencrypt mode before the first certificate).
+  std::string cert_sha256() const { return certs_ ? certs_->cert_sha256() : std::string(); }
+  // The certificate in service and its reloads or renewals (relay/cert_manager.h); null without
+  // TLS.
+  CertManager* certs() { return certs_.get(); }
+  const CertManager* certs() const { return certs_.get(); }
+  // Re-reads the certificate files now (SIGHUP). Any thread.
+  void ReloadCertificates() {
+    if (certs_) certs_->RequestReload();
+  }
 
   std::uint16_t port() const { return port_; }
   std::uint16_t http_port() const { return http_port_; }
@@ -155,6 +179,8 @@ class Server final : public RegistryListener {
 
   // Counts an accept() failure (e.g. out of file descriptors).
   void NoteAcceptError() { accept_errors_.fetch_add(1, std::memory_order_relaxed); }
+  // /bootstrap-dns answers from the names resolved in the background.
+  BootstrapDns& bootstrap_dns() { return bootstrap_dns_; }
 
   // RegistryListener
   void BroadcastRoute(const derp::PublicKey& key, ConnRoute route) override;
@@ -167,6 +193,11 @@ class Server final : public RegistryListener {
  private:
   asio::awaitable<void> AcceptLoop(asio::ip::tcp::acceptor& acceptor, ListenerKind kind);
   std::unique_ptr<asio::ip::tcp::acceptor> Bind(const std::string& host, std::uint16_t port);
+  // relay/server_limits.cc: the main listener's accept limit (closes `socket` when over it),
+  // and the Restarting frame to every connection at shutdown, waiting until `give_up` at most
+  // half-way for the clients to hang up.
+  bool AdmitByAcceptLimit(asio::ip::tcp::socket& socket);
+  void SendRestartingToAll(std::chrono::steady_clock::time_point give_up);
 
   RelayConfig config_;
   const std::chrono::steady_clock::time_point start_time_ = std::chrono::steady_clock::now();
@@ -176,10 +207,12 @@ class Server final : public RegistryListener {
   std::optional<derp::MeshKey> mesh_key_;
   Registry registry_{*this};
   std::vector<std::unique_ptr<Shard>> shards_;
-  std::unique_ptr<asio::ssl::context> tls_;
-  std::string cert_sha256_;
+  std::unique_ptr<CertManager> certs_;
   std::atomic<std::uint64_t> next_conn_id_{0};
   std::atomic<std::uint64_t> accept_errors_{0};
+  // Used by the main listener's accept loop only (shard 0's thread).
+  AcceptLimiter accept_limiter_{config_.accept_connection_limit, config_.accept_connection_burst};
+  BootstrapDns bootstrap_dns_;
   std::atomic<bool> stopping_{false};
 
   std::unique_ptr<asio::ip::tcp::acceptor> main_acceptor_;
@@ -196,6 +229,8 @@ class Server final : public RegistryListener {
   std::unique_ptr<StunServer> stun_;
   StunStats stun_stats_;
   std::thread stun_thread_;
+  // Declared last, so destroyed first: its workers post to the shards' loops until then.
+  std::unique_ptr<Admission> admission_;
 };
 
 }  // namespace derpkit::relay

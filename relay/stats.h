@@ -110,8 +110,9 @@ enum class CloseReason : std::uint8_t {
   kIoError,               // any other socket error
   kClosedByMesh,          // ClosePeer from a mesh peer
   kBadProxyHeader,        // a PROXY protocol header was expected and missing or malformed
+  kNotAdmitted,           // client verification refused the client (relay/admission.h)
 };
-inline constexpr std::size_t kCloseReasonCount = 16;
+inline constexpr std::size_t kCloseReasonCount = 17;
 inline constexpr std::array<std::string_view, kCloseReasonCount> kCloseReasonLabel = {
     "peer_closed",
     "server_shutdown",
@@ -128,7 +129,8 @@ inline constexpr std::array<std::string_view, kCloseReasonCount> kCloseReasonLab
     "write_timeout",
     "io_error",
     "closed_by_mesh",
-    "bad_proxy_header"};
+    "bad_proxy_header",
+    "not_admitted"};
 
 struct ShardStats {
   ShardCounter accepts;            // TCP connections accepted

@@ -1,6 +1,7 @@
 #include "relay/stun_server.h"
 
 #include <netinet/in.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 
 #include <asio/ip/v6_only.hpp>
@@ -20,11 +21,18 @@ namespace {
 
 using asio::ip::udp;
 
-// Tailscale requests are 40 bytes and generic ones rarely pass 150; a datagram that does not fit
-// a slot is truncated by the kernel (MSG_TRUNC) and counted as not_stun. 64 slots of 256 bytes
-// is 16 KiB per server.
+// Tailscale requests are 40 bytes and generic ones rarely pass 150, so the kernel writes each
+// datagram into a small slot first: 64 slots of 256 bytes, 16 KiB that stay in cache. A longer
+// request (ICE agents add attributes; derper reads up to 64 KiB) continues, through a second
+// iovec, into that slot's own region of a per-server overflow arena (64 x 64 KiB of address
+// space, mapped lazily: only pages that long datagrams reach ever become memory). Answer() copies
+// the slot's bytes in front of the tail, so the parser sees one contiguous request. A shared
+// 64 KiB overflow would not do: recvmmsg fills every message of a batch before we parse any.
 constexpr std::size_t kBatchSize = 64;
 constexpr std::size_t kSlotBytes = 256;
+// Larger than any UDP payload (65,507 bytes over IPv4, 65,527 over IPv6 without jumbograms); a
+// datagram that does not fit is truncated by the kernel (MSG_TRUNC) and counted as not_stun.
+constexpr std::size_t kMaxDatagramBytes = 64 * 1024;
 static_assert(kSlotBytes >= stun::kMaxResponseSize);
 
 // Batches handled per wake-up before yielding the thread to other handlers on the io_context.
@@ -84,18 +92,44 @@ asio::error_code OpenAndBind(udp::socket& socket, const udp::endpoint& at) {
 struct StunServer::Batch {
   std::array<std::array<std::byte, kSlotBytes>, kBatchSize> slots{};
   std::array<sockaddr_storage, kBatchSize> peers{};
-  std::array<iovec, kBatchSize> recv_iov{};
+  // Per message: the slot, then the slot's overflow region past its first kSlotBytes (where
+  // Answer() puts the slot's copy).
+  std::array<std::array<iovec, 2>, kBatchSize> recv_iov{};
   std::array<mmsghdr, kBatchSize> recv_msgs{};
   std::array<iovec, kBatchSize> send_iov{};
   std::array<mmsghdr, kBatchSize> send_msgs{};
+  // kBatchSize regions of kMaxDatagramBytes. mmap rather than new[]: anonymous pages are
+  // guaranteed untouched until written, whatever the allocator's thresholds.
+  std::byte* overflow = nullptr;
+  static constexpr std::size_t kOverflowBytes = kBatchSize * kMaxDatagramBytes;
 
   Batch() {
+    void* arena = ::mmap(nullptr, kOverflowBytes, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (arena == MAP_FAILED) {
+      throw std::system_error(errno, std::system_category(), "STUN receive buffers");
+    }
+    overflow = static_cast<std::byte*>(arena);
     for (std::size_t i = 0; i < kBatchSize; ++i) {
-      recv_iov[i] = {slots[i].data(), slots[i].size()};
-      recv_msgs[i].msg_hdr.msg_iov = &recv_iov[i];
-      recv_msgs[i].msg_hdr.msg_iovlen = 1;
+      recv_iov[i][0] = {slots[i].data(), slots[i].size()};
+      recv_iov[i][1] = {Region(i) + kSlotBytes, kMaxDatagramBytes - kSlotBytes};
+      recv_msgs[i].msg_hdr.msg_iov = recv_iov[i].data();
+      recv_msgs[i].msg_hdr.msg_iovlen = recv_iov[i].size();
       recv_msgs[i].msg_hdr.msg_name = &peers[i];
     }
+  }
+  ~Batch() { ::munmap(overflow, kOverflowBytes); }
+  Batch(const Batch&) = delete;
+  Batch& operator=(const Batch&) = delete;
+
+  std::byte* Region(std::size_t i) const { return overflow + i * kMaxDatagramBytes; }
+
+  // The datagram received into message `i`, `size` bytes, as one span: the slot itself when it
+  // fit, else the overflow region with the slot's bytes copied in front of the tail.
+  ByteSpan Request(std::size_t i, std::size_t size) {
+    if (size <= kSlotBytes) return std::span(slots[i]).first(size);
+    std::memcpy(Region(i), slots[i].data(), kSlotBytes);
+    return ByteSpan(Region(i), size);
   }
 };
 
@@ -215,7 +249,8 @@ void StunServer::Drain() {
     unsigned replies = 0;
     for (int i = 0; i < received; ++i) {
       msghdr& in = b.recv_msgs[i].msg_hdr;
-      const std::size_t size = Answer(b.slots[i], b.recv_msgs[i].msg_len, in.msg_flags, b.peers[i]);
+      const std::size_t size =
+          Answer(static_cast<std::size_t>(i), b.recv_msgs[i].msg_len, in.msg_flags);
       if (size == 0) continue;
       b.send_iov[replies] = {b.slots[i].data(), size};
       msghdr& out = b.send_msgs[replies].msg_hdr;
@@ -249,14 +284,14 @@ void StunServer::Drain() {
   });
 }
 
-std::size_t StunServer::Answer(std::span<std::byte> slot, std::size_t size, int msg_flags,
-                               const sockaddr_storage& peer) {
+std::size_t StunServer::Answer(std::size_t i, std::size_t size, int msg_flags) {
   if ((msg_flags & MSG_TRUNC) != 0) {
     stats_.Record(StunDisposition::kNotStun);
     return 0;
   }
-  const auto request = stun::ParseBindingRequest(slot.first(size));
-  const std::optional<Peer> from = PeerFromSockaddr(peer);
+  Batch& b = *batch_;
+  const auto request = stun::ParseBindingRequest(b.Request(i, size));
+  const std::optional<Peer> from = PeerFromSockaddr(b.peers[i]);
   if (!request || (strict_ && !request->is_tailscale) || !from) {
     stats_.Record(StunDisposition::kNotStun);
     return 0;
@@ -267,8 +302,8 @@ std::size_t StunServer::Answer(std::span<std::byte> slot, std::size_t size, int 
   // generic STUN tools expect the native form.
   const netaddr::IpAddress ip = from->ip.Unmap();
   stats_.RecordAddrFamily(ip.is_v4() ? StunAddrFamily::kIpv4 : StunAddrFamily::kIpv6);
-  // The reply overwrites the request: txid was copied out by the parser.
-  return stun::WriteBindingResponse(slot, request->txid, ip, from->port);
+  // The reply overwrites the request's slot: txid was copied out by the parser.
+  return stun::WriteBindingResponse(b.slots[i], request->txid, ip, from->port);
 }
 
 }  // namespace derpkit::relay

@@ -94,7 +94,8 @@ class StunStats {
 //
 // Hot path: readiness via async_wait, then recvmmsg/sendmmsg in batches on the non-blocking
 // socket; responses are written over the request bytes in preallocated buffers, so nothing is
-// allocated per datagram.
+// allocated per datagram. Requests up to a full datagram (64 KiB) are answered: small ones stay
+// in small slots, longer ones continue into a lazily mapped per-server overflow arena.
 class StunServer {
  public:
   // Opens and binds the socket, so the server is reachable (datagrams queue in the kernel) once
@@ -120,10 +121,9 @@ class StunServer {
   void WaitReadable();
   void Drain();
   void BackOffAfterReadError();
-  // Parses the datagram in `slot` and writes the reply over it; returns the reply size, or 0
-  // when there is nothing to send.
-  std::size_t Answer(std::span<std::byte> slot, std::size_t size, int msg_flags,
-                     const sockaddr_storage& peer);
+  // Parses datagram `i` of the batch (`size` bytes) and writes the reply over its slot; returns
+  // the reply size, or 0 when there is nothing to send.
+  std::size_t Answer(std::size_t i, std::size_t size, int msg_flags);
 
   asio::ip::udp::socket socket_;
   asio::steady_timer backoff_;

@@ -12,7 +12,9 @@ packages=(
   # real servers and clients used by the tests, and the tools their scripts call
   coturn stun-server stun-client prometheus prometheus-node-exporter curl openssl iproute2 nftables
   procps haproxy nginx-light libnginx-mod-stream miniupnpd-nftables miniupnpd miniupnpc natpmpc
-  jq python3 psmisc prometheus-pushgateway chromium fonts-dejavu-core prometheus-alertmanager
+  jq python3 python3-yaml psmisc prometheus-pushgateway chromium fonts-dejavu-core prometheus-alertmanager
+  # ACME test CA (pebble, pebble-challtestsrv) for derp-relay --certmode letsencrypt
+  pebble
 )
 
 missing=()

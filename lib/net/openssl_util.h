@@ -1,5 +1,5 @@
-// Internal to derpkit's TLS code (lib/net's tls.cc and certs.cc, derp-probe's tls check, and
-// their tests): RAII owners for OpenSSL objects and small helpers. Not part of the public API.
+// Internal to derpkit's TLS code (lib/net's tls.cc and certs.cc, lib/acme's crypto, derp-probe's
+// tls check, and their tests): RAII owners for OpenSSL objects and small helpers. Not public API.
 #pragma once
 
 #include <openssl/bio.h>

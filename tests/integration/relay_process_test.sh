@@ -48,7 +48,10 @@ set -e
 [ "$rc" = 2 ] && echo "$out" | grep -q "certmode" || fail ":443 without certmode: rc=$rc out=$out"
 pass ":443 without TLS material -> $out"
 
-"$relay" --help | grep -q -- "--tcp-user-timeout" || fail "--help lacks flags"
+# Read all of --help first: grep -q stops at its match, and the relay would then die of SIGPIPE
+# writing the rest (pipefail turns that into a failure once --help outgrows the pipe buffer).
+help=$("$relay" --help)
+grep -q -- "--tcp-user-timeout" <<<"$help" || fail "--help lacks flags"
 pass "--help lists the flags"
 
 # --- plain relay, Go-style single-dash flags ----------------------------------------------------

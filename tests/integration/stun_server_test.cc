@@ -15,10 +15,13 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <optional>
 #include <string>
 #include <system_error>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "lib/stun/stun.h"
 #include "lib/util/bytes.h"
@@ -272,7 +275,7 @@ TEST(StunServer, NonStrictModeAnswersBareRequests) {
 TEST(StunServer, CountsGarbageAsNotStunAndKeepsAnswering) {
   RunningServer server(LoopbackConfig());
   UdpClient client(kLoopbackV4);
-  const Bytes oversized(1000, std::byte{0});  // truncated by the 256-byte slot
+  const Bytes oversized(1000, std::byte{0});  // longer than a slot, and not STUN
   const Bytes garbage[] = {
       Bytes{},                                                      // empty datagram
       BytesFromHex("deadbeef"),                                     // too short
@@ -348,6 +351,159 @@ TEST(StunServer, WildcardSocketAnswersIpv4ClientsWithFamilyOne) {
   ASSERT_TRUE(reply6);
   EXPECT_EQ(HexEncode(raw),
             HexEncode(stun::BuildBindingResponse(kFixedTxId, LoopbackV6(), v6.port())));
+}
+
+// A Binding Request carrying `attrs` (type, value; values padded to 4 bytes) in order, then a
+// FINGERPRINT when `fingerprint` is set: the shapes ICE agents send, with attributes the responder
+// does not interpret.
+Bytes BuildRequest(const stun::TxId& txid,
+                   const std::vector<std::pair<std::uint16_t, Bytes>>& attrs, bool fingerprint) {
+  Bytes out;
+  AppendBigEndian16(out, stun::kTypeBindingRequest);
+  AppendBigEndian16(out, 0);  // attribute length, filled in below
+  AppendBigEndian32(out, stun::kMagicCookie);
+  AppendBytes(out, txid.bytes);
+  for (const auto& [type, value] : attrs) {
+    AppendBigEndian16(out, type);
+    AppendBigEndian16(out, static_cast<std::uint16_t>(value.size()));
+    AppendBytes(out, value);
+    out.resize((out.size() + 3) & ~std::size_t{3});
+  }
+  const std::size_t fingerprint_attr_bytes = fingerprint ? 8 : 0;
+  const std::size_t attrs_size = out.size() - stun::kHeaderSize + fingerprint_attr_bytes;
+  EXPECT_LE(attrs_size, 0xffffu);
+  StoreBigEndian16(std::span(out).subspan(2), static_cast<std::uint16_t>(attrs_size));
+  if (fingerprint) {
+    const std::uint32_t crc = stun::Fingerprint(out);
+    AppendBigEndian16(out, stun::kAttrFingerprint);
+    AppendBigEndian16(out, 4);
+    AppendBigEndian32(out, crc);
+  }
+  return out;
+}
+
+stun::TxId TxIdFor(int n) {
+  Bytes b(stun::kTxIdSize, std::byte{0x5a});
+  StoreBigEndian32(b, static_cast<std::uint32_t>(n));
+  return stun::TxId::FromSpan(b);
+}
+
+Bytes Text(std::size_t n, char c) { return Bytes(n, static_cast<std::byte>(c)); }
+Bytes Tailnode() {
+  const ByteSpan b = AsBytes(stun::kTailscaleSoftware);
+  return Bytes(b.begin(), b.end());
+}
+
+// An attribute type in the comprehension-optional range (0x8000-0xFFFF) that no RFC assigns.
+constexpr std::uint16_t kUnknownOptionalAttr = 0x80aa;
+
+struct LongRequest {
+  const char* name;
+  std::vector<std::pair<std::uint16_t, Bytes>> attrs;
+  bool fingerprint;
+};
+
+class StunServerLongRequest : public ::testing::TestWithParam<LongRequest> {};
+
+TEST_P(StunServerLongRequest, IsAnsweredLikeAShortOne) {
+  const Bytes request = BuildRequest(kFixedTxId, GetParam().attrs, GetParam().fingerprint);
+  ASSERT_TRUE(stun::ParseBindingRequest(request)) << "the codec accepts it too";
+  RunningServer server(LoopbackConfig());
+  UdpClient client(kLoopbackV4);
+  const auto reply = Exchange(client, server.port(), request);
+  ASSERT_TRUE(reply) << request.size() << "-byte request";
+  EXPECT_EQ(reply->txid, kFixedTxId);
+  EXPECT_EQ(reply->ip, kLoopbackV4);
+  EXPECT_EQ(reply->port, client.port());
+  EXPECT_TRUE(server.StatsReach(
+      [](const StunStatsSnapshot& s) { return s.Requests(StunDisposition::kSuccess) == 1; }));
+  EXPECT_EQ(server.stats().Requests(StunDisposition::kNotStun), 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    UpToAFullDatagram, StunServerLongRequest,
+    ::testing::Values(
+        LongRequest{
+            "Software1200BytesWithFingerprint", {{stun::kAttrSoftware, Text(1200, 's')}}, true},
+        LongRequest{
+            "UnknownOptionalAttribute1400Bytes", {{kUnknownOptionalAttr, Text(1400, 'u')}}, false},
+        LongRequest{"JustOverOneSlot", {{kUnknownOptionalAttr, Text(240, 'j')}}, true},
+        // 20 + 4 + 65,480 = 65,504 bytes: the largest 4-aligned request an IPv4 datagram holds.
+        LongRequest{"FullDatagram65504Bytes", {{kUnknownOptionalAttr, Text(65480, 'f')}}, false}),
+    [](const ::testing::TestParamInfo<LongRequest>& info) { return info.param.name; });
+
+TEST(StunServer, StrictModeJudgesLongRequestsByDerpersRules) {
+  RunningServer server(LoopbackConfig(/*strict=*/true));
+  UdpClient client(kLoopbackV4);
+  // derper (64 KiB buffer) answers a Tailscale request with an extra attribute before the
+  // FINGERPRINT; it ignores one without SOFTWARE "tailnode", however valid.
+  const Bytes untagged =
+      BuildRequest(TxIdFor(1), {{kUnknownOptionalAttr, Text(1200, 'u')}}, /*fingerprint=*/true);
+  const Bytes tailscale = BuildRequest(
+      kFixedTxId, {{stun::kAttrSoftware, Tailnode()}, {kUnknownOptionalAttr, Text(1200, 'u')}},
+      /*fingerprint=*/true);
+  const auto parsed = stun::ParseBindingRequest(tailscale);
+  ASSERT_TRUE(parsed);
+  ASSERT_TRUE(parsed->is_tailscale);
+  client.SendTo(server.port(), untagged);
+  const auto reply = Exchange(client, server.port(), tailscale);
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->txid, kFixedTxId) << "the untagged request was answered";
+  EXPECT_EQ(client.Receive(300ms), std::nullopt);
+  EXPECT_EQ(server.stats().Requests(StunDisposition::kNotStun), 1u);
+}
+
+// Long and short requests queued before the server reads are taken in full recvmmsg batches,
+// so many long ones share a batch: each must keep its own bytes (the FINGERPRINT covers them all,
+// so a request whose tail another one overwrote would not be answered).
+TEST(StunServer, AnswersABatchOfLongAndShortRequestsEachWithItsOwnBytes) {
+  asio::io_context io;
+  StunStats stats;
+  StunServer server(io, LoopbackConfig(), stats);  // bound: datagrams queue from here on
+  std::thread thread;
+  struct StopAndJoin {  // also when an assertion below ends the test early
+    asio::io_context& io;
+    StunServer& server;
+    std::thread& thread;
+    ~StopAndJoin() {
+      asio::post(io, [this] { server.Stop(); });
+      if (thread.joinable()) thread.join();
+    }
+  } stop_and_join{io, server, thread};
+  constexpr int kClients = 70;  // more than one batch of 64
+  std::vector<std::unique_ptr<UdpClient>> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.push_back(std::make_unique<UdpClient>(kLoopbackV4));
+    // Every third one is Tailscale's 40-byte request, the rest 292..1052 bytes: small enough
+    // together (~35 KB) to sit in the socket's default receive buffer until the server reads.
+    const Bytes request =
+        i % 3 == 0
+            ? stun::BuildBindingRequest(TxIdFor(i))
+            : BuildRequest(TxIdFor(i),
+                           {{kUnknownOptionalAttr, Text(260 + 11 * static_cast<std::size_t>(i),
+                                                        static_cast<char>('A' + i % 26))}},
+                           /*fingerprint=*/true);
+    clients.back()->SendTo(server.port(), request);
+  }
+  server.Start();
+  thread = std::thread([&io] { io.run(); });
+  for (int i = 0; i < kClients; ++i) {
+    const auto reply = clients[i]->Receive(2s);
+    ASSERT_TRUE(reply) << "no reply to request " << i;
+    const auto parsed = stun::ParseBindingResponse(*reply);
+    ASSERT_TRUE(parsed);
+    EXPECT_EQ(parsed->txid, TxIdFor(i));
+    EXPECT_EQ(parsed->port, clients[i]->port());
+  }
+  const auto answered_all = [&] {
+    return stats.Snapshot().Requests(StunDisposition::kSuccess) == std::uint64_t{kClients};
+  };
+  const auto deadline = std::chrono::steady_clock::now() + 2s;  // counted after sendmmsg returns
+  while (!answered_all() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_TRUE(answered_all());
+  EXPECT_EQ(stats.Snapshot().Requests(StunDisposition::kNotStun), 0u);
 }
 
 TEST(StunServer, ThrowsNamingTheAddressWhenThePortIsTaken) {

@@ -8,6 +8,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -15,6 +17,7 @@
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
+#include <string_view>
 
 #include "lib/util/bytes.h"
 
@@ -24,6 +27,8 @@ namespace {
 constexpr int kIoTimeoutMs = 5000;
 constexpr const char* kLocalApiHost = "local-tailscaled.sock";
 constexpr const char* kDerpMapPath = "/localapi/v0/derpmap";
+constexpr const char* kWhoisPath = "/localapi/v0/whois";
+constexpr const char* kStatusPath = "/localapi/v0/status";
 
 std::runtime_error SystemError(const std::string& what) {
   return std::runtime_error("FakeLocalApi: " + what + ": " + std::strerror(errno));
@@ -63,7 +68,119 @@ std::string PlainResponse(int status, std::string_view text) {
   return out;
 }
 
+// The value of `name` in a query string, percent-decoded ('+' is a space), as Go's FormValue.
+std::string QueryValue(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    const std::size_t amp = std::min(query.find('&'), query.size());
+    const std::string_view part = query.substr(0, amp);
+    query.remove_prefix(std::min(amp + 1, query.size()));
+    const std::size_t eq = part.find('=');
+    if (part.substr(0, eq) != name || eq == std::string_view::npos) continue;
+    std::string out;
+    const std::string_view v = part.substr(eq + 1);
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      if (v[i] == '+') {
+        out += ' ';
+      } else if (v[i] == '%' && i + 2 < v.size() &&
+                 std::isxdigit(static_cast<unsigned char>(v[i + 1])) &&
+                 std::isxdigit(static_cast<unsigned char>(v[i + 2]))) {
+        out += static_cast<char>(std::stoi(std::string(v.substr(i + 1, 2)), nullptr, 16));
+        i += 2;
+      } else {
+        out += v[i];
+      }
+    }
+    return out;
+  }
+  return {};
+}
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// "nodekey:" and 64 hex digits, lowercased; empty when `text` is not that.
+std::string NormalNodeKey(const std::string& text) {
+  constexpr std::string_view kPrefix = "nodekey:";
+  if (text.size() != kPrefix.size() + 64 || !text.starts_with(kPrefix)) return {};
+  for (std::size_t i = kPrefix.size(); i < text.size(); ++i) {
+    if (!std::isxdigit(static_cast<unsigned char>(text[i]))) return {};
+  }
+  return Lower(text);
+}
+
+// A 200 JSON answer with the headers tailscaled's LocalAPI sends.
+std::string JsonResponse(std::string_view body) {
+  std::string out = "HTTP/1.1 200 OK\r\n";
+  out += "Content-Type: application/json\r\n";
+  out += "Tailscale-Cap: 113\r\n";
+  out += "Tailscale-Version: 1.80.0-fake\r\n";
+  out += "Date: " + http::FormatHttpDate(std::chrono::system_clock::now()) + "\r\n";
+  out += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  out += "Connection: close\r\n\r\n";
+  out += body;
+  return out;
+}
+
 }  // namespace
+
+void FakeLocalApi::AddNode(const std::string& node_key_text) {
+  std::lock_guard lock(mu_);
+  nodes_.insert(Lower(node_key_text));
+}
+
+void FakeLocalApi::RemoveNode(const std::string& node_key_text) {
+  std::lock_guard lock(mu_);
+  nodes_.erase(Lower(node_key_text));
+}
+
+void FakeLocalApi::SetSelf(const std::string& node_key_text) {
+  std::lock_guard lock(mu_);
+  self_ = Lower(node_key_text);
+  nodes_.insert(self_);
+}
+
+void FakeLocalApi::SetWhoisFailure(int status, std::string body) {
+  std::lock_guard lock(mu_);
+  whois_failure_status_ = status;
+  whois_failure_body_ = std::move(body);
+}
+
+std::string FakeLocalApi::RespondWhois(const http::RequestHead& request) {
+  ++whois_requests_;
+  const long long delay_ms = whois_delay_ms_.load();
+  if (delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+  std::lock_guard lock(mu_);
+  if (whois_failure_status_ != 0) {
+    return PlainResponse(whois_failure_status_, whois_failure_body_);
+  }
+  const std::string addr = QueryValue(request.query, "addr");
+  if (addr.empty()) return PlainResponse(400, "missing 'addr' parameter\n");
+  if (!addr.starts_with("nodekey:")) return PlainResponse(404, "no match for IP:port\n");
+  const std::string key = NormalNodeKey(addr);
+  if (key.empty()) return PlainResponse(400, "invalid nodekey in 'addr' parameter\n");
+  if (!nodes_.contains(key)) return PlainResponse(404, "no match for IP:port\n");
+  // apitype.WhoIsResponse as tailscaled writes it (json.MarshalIndent with a tab).
+  return JsonResponse(
+      "{\n\t\"Node\": {\n\t\t\"ID\": 7,\n\t\t\"StableID\": \"nFAKE7CNTRL\",\n"
+      "\t\t\"Name\": \"laptop.tailnet.ts.net.\",\n\t\t\"User\": 3,\n"
+      "\t\t\"Key\": \"" +
+      key +
+      "\",\n\t\t\"Addresses\": [\n\t\t\t\"100.64.0.7/32\"\n\t\t]\n\t},\n"
+      "\t\"UserProfile\": {\n\t\t\"ID\": 3,\n"
+      "\t\t\"LoginName\": \"alice@example.com\",\n"
+      "\t\t\"DisplayName\": \"Alice\"\n\t},\n\t\"CapMap\": null\n}");
+}
+
+std::string FakeLocalApi::RespondStatus() {
+  ++status_requests_;
+  std::lock_guard lock(mu_);
+  return JsonResponse(
+      "{\"Version\":\"1.80.0-fake\",\"BackendState\":\"Running\",\"Self\":{"
+      "\"ID\":\"nFAKE1CNTRL\",\"PublicKey\":\"" +
+      self_ + "\",\"HostName\":\"relay\"}}\n");
+}
 
 FakeLocalApi::FakeLocalApi(std::string derpmap_json, Framing framing) {
   answer_.body = std::move(derpmap_json);
@@ -170,6 +287,15 @@ std::string FakeLocalApi::Respond(const http::RequestHead& request) {
   if ((host != nullptr && !host->empty() && *host != kLocalApiHost) || request.Has("Origin") ||
       request.Has("Referer")) {
     return PlainResponse(403, "invalid localapi request\n");
+  }
+  if (request.path == kWhoisPath) return RespondWhois(request);
+  if (request.path == kStatusPath) {
+    bool has_self = false;
+    {
+      std::lock_guard lock(mu_);
+      has_self = !self_.empty();
+    }
+    if (has_self) return RespondStatus();
   }
   if (request.path != kDerpMapPath) return PlainResponse(404, "404 page not found\n");
   ++derpmap_requests_;

@@ -190,6 +190,24 @@ TEST(ParseBindingRequest, SoftwareMustBeExactlyTailnode) {
   EXPECT_FALSE(req->is_tailscale);
 }
 
+TEST(ParseBindingRequest, AcceptsRequestsUpToTheLargestUdpPayload) {
+  // ICE agents pad requests with attributes; the relay answers up to a full datagram. With
+  // 65,460 value bytes the request is 20 + 12 + 4 + 65,460 + 8 = 65,504 bytes: the largest
+  // 4-aligned message a 65,507-byte IPv4 UDP payload holds.
+  for (const std::size_t value_bytes : {std::size_t{1200}, std::size_t{65460}}) {
+    Bytes msg = BuildBindingRequest(kFixedTxId, RequestForm::kBare);
+    AppendBytes(msg, BytesFromHex("8022 0008 7461696c6e6f6465"));  // SOFTWARE "tailnode"
+    AppendBigEndian16(msg, 0x80aa);  // an unassigned comprehension-optional attribute
+    AppendBigEndian16(msg, static_cast<std::uint16_t>(value_bytes));
+    msg.resize(msg.size() + value_bytes, std::byte{0x55});
+    const Bytes request = WithFingerprint(msg);
+    const auto req = ParseBindingRequest(request);
+    ASSERT_TRUE(req.has_value()) << request.size() << " bytes: " << Describe(req.error());
+    EXPECT_EQ(req->txid, kFixedTxId);
+    EXPECT_TRUE(req->is_tailscale) << request.size() << " bytes";
+  }
+}
+
 TEST(ParseBindingRequest, TrailingBytesAreToleratedButDerperWouldNotAnswer) {
   // derper walks attributes to the end of the datagram, so the last one is not FINGERPRINT.
   Bytes msg = kTailscaleRequest;
