@@ -13,6 +13,7 @@
 #include "lib/http/body_text.h"
 #include "lib/http/url.h"
 #include "lib/http/websocket_accept.h"
+#include "lib/net/http_failure.h"
 #include "probe/metrics.h"
 
 namespace derpkit::probe {
@@ -58,34 +59,6 @@ std::string Segment(std::string_view name, std::string_view value) {
   return "/" + std::string(name) + "@base64/" + Base64Url(value);
 }
 
-std::string Millis(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
-
-std::string DescribeFailure(httplib::Error error, const http::Url& url, const PushOptions& options,
-                            long verify_result) {
-  const std::string where = url.HostHeader();
-  switch (error) {
-    case httplib::Error::Connection:
-      return "could not connect to " + where + " (refused, unreachable or no address)";
-    case httplib::Error::ConnectionTimeout:
-      return "connecting to " + where + " timed out after " + Millis(options.timeout);
-    case httplib::Error::Read:
-      return "no answer from " + where + " (closed, or nothing within " + Millis(options.timeout) +
-             ")";
-    case httplib::Error::Write:
-      return "sending the metrics to " + where + " failed (closed, or stalled for " +
-             Millis(options.timeout) + ")";
-    case httplib::Error::SSLConnection:
-      return "the TLS handshake with " + where + " failed";
-    case httplib::Error::SSLLoadingCerts:
-      return "could not load the system's CA certificates";
-    case httplib::Error::SSLServerVerification:
-      return "the TLS certificate of " + where +
-             " is not trusted: " + X509_verify_cert_error_string(verify_result);
-    default:
-      return "the request to " + where + " failed: " + httplib::to_string(error);
-  }
-}
-
 }  // namespace
 
 std::optional<std::string> PushMetrics(const PushOptions& options, const ProberSnapshot& snapshot) {
@@ -121,7 +94,11 @@ std::optional<std::string> PushMetrics(const PushOptions& options, const ProberS
     const long verify = result.error() == httplib::Error::SSLServerVerification
                             ? client.get_openssl_verify_result()
                             : 0;
-    return prefix + DescribeFailure(result.error(), *url, options, verify);
+    net::HttpFailureContext context;
+    context.where = url->HostHeader();
+    context.timeout = options.timeout;
+    context.sending = "the metrics";
+    return prefix + net::DescribeHttpFailure(result.error(), verify, context);
   }
   // The Pushgateway answers 200 (older versions 202) when it took the metrics.
   if (result->status >= 200 && result->status < 300) return std::nullopt;

@@ -12,6 +12,7 @@
 #include "lib/http/body_text.h"
 #include "lib/http/head.h"
 #include "lib/http/url.h"
+#include "lib/net/http_failure.h"
 
 namespace derpkit::relay {
 namespace {
@@ -36,33 +37,6 @@ Verdict RefuseVerdict(Refusal why, std::string detail) {
   v.refusal = why;
   v.detail = std::move(detail);
   return v;
-}
-
-std::string Millis(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
-
-// Why no response arrived, in the words load_url.cc uses for the same failures.
-std::string DescribeTransportFailure(httplib::Error error, long verify_result, const http::Url& url,
-                                     std::chrono::milliseconds timeout) {
-  const std::string where = url.HostHeader();
-  switch (error) {
-    case httplib::Error::Connection:
-      return "could not connect to " + where + " (refused, unreachable or no address)";
-    case httplib::Error::ConnectionTimeout:
-      return "connecting to " + where + " timed out after " + Millis(timeout);
-    case httplib::Error::Read:
-      return "no answer from " + where + " within " + Millis(timeout) + " (or it closed)";
-    case httplib::Error::Write:
-      return "sending the request to " + where + " failed";
-    case httplib::Error::SSLConnection:
-      return "the TLS handshake with " + where + " failed";
-    case httplib::Error::SSLLoadingCerts:
-      return "could not load the system's CA certificates";
-    case httplib::Error::SSLServerVerification:
-      return "the TLS certificate of " + where +
-             " is not trusted: " + X509_verify_cert_error_string(verify_result);
-    default:
-      return "the request to " + where + " failed: " + httplib::to_string(error);
-  }
 }
 
 }  // namespace
@@ -168,7 +142,10 @@ Verdict AskAdmissionUrl(const std::string& url_text, const derp::PublicKey& key,
     // No response at all: the one case that may fail open.
     const long verify =
         error == httplib::Error::SSLServerVerification ? client.get_openssl_verify_result() : 0;
-    const std::string why = DescribeTransportFailure(error, verify, *url, timeout);
+    net::HttpFailureContext context;
+    context.where = url->HostHeader();
+    context.timeout = timeout;
+    const std::string why = net::DescribeHttpFailure(error, verify, context);
     if (fail_open)
       return AdmitVerdict(AdmitVia::kFailOpen, "admission controller unreachable: " + why);
     return RefuseVerdict(Refusal::kUrlUnreachable, "admission controller unreachable: " + why);
@@ -179,8 +156,9 @@ Verdict AskAdmissionUrl(const std::string& url_text, const derp::PublicKey& key,
         "admission controller answered " + http::DescribeStatus(status, body, kQuotedBodyBytes));
   }
   if (past_deadline) {
-    return RefuseVerdict(Refusal::kUrlBadAnswer,
-                         "admission controller's answer did not arrive within " + Millis(timeout));
+    return RefuseVerdict(
+        Refusal::kUrlBadAnswer,
+        "admission controller's answer did not arrive within " + net::MillisText(timeout));
   }
   auto allow = ParseAdmitResponse(body);
   if (!allow) {

@@ -24,24 +24,6 @@ constexpr std::size_t kBusyReadBuffer = 32 * 1024;
 // The largest frame a client may send us: a ClientInfo (the handshake) or a ForwardPacket.
 constexpr std::size_t kMaxFrameBuffer = derp::kFrameHeaderSize + derp::kMaxClientInfoSize;
 
-// The client->server frame types derper's read loop acts on (derpserver.go run()). Every other
-// type (unassigned, server->client, a Pong, a second ClientInfo) goes to its handleUnknownFrame,
-// which reads and discards the payload whatever its length: skipping it, not closing, is what
-// keeps clients that speak a newer protocol (or echo a Pong) connected.
-constexpr bool RelayActsOn(derp::FrameType type) {
-  switch (type) {
-    case derp::FrameType::kSendPacket:
-    case derp::FrameType::kNotePreferred:
-    case derp::FrameType::kPing:
-    case derp::FrameType::kWatchConns:
-    case derp::FrameType::kClosePeer:
-    case derp::FrameType::kForwardPacket:
-      return true;
-    default:
-      return false;
-  }
-}
-
 std::chrono::milliseconds KeepAliveJitter() {
   thread_local std::minstd_rand rng{std::random_device{}()};
   std::uniform_int_distribution<int> dist(
@@ -281,13 +263,15 @@ std::optional<CloseReason> ClientConn::ProcessFrames() {
       shard_.server().registry().NoteActivity(key_, id_);
       active_ = true;
     }
-    if (!RelayActsOn(type)) {
+    const std::uint32_t max = derp::MaxServerPayloadSize(type, UINT32_MAX);
+    if (max == UINT32_MAX) {
+      // A type the relay does not act on (a Pong, a second ClientInfo, server->client and
+      // unknown types): skip it, whatever its length, as derper does.
       stats_.unknown_frames.Add();
       rstart_ += derp::kFrameHeaderSize;
       skip_remaining_ = hdr->length;
       continue;
     }
-    const std::uint32_t max = derp::MaxServerPayloadSize(type, UINT32_MAX);
     if (hdr->length > max) {
       LOG_INFO("%s: %s frame of %u bytes is over the limit of %u; closing", start_.remote.c_str(),
                std::string(derp::FrameTypeName(type)).c_str(), hdr->length, max);
@@ -338,7 +322,7 @@ std::optional<CloseReason> ClientConn::HandleFrame(derp::FrameType type, ByteSpa
         return CloseReason::kNotAllowed;
       }
       return HandleMeshFrame(type, payload);
-    default:  // not reached: ProcessFrames skips the types RelayActsOn() rejects
+    default:  // not reached: ProcessFrames skips the types MaxServerPayloadSize() leaves open
       return std::nullopt;
   }
 }

@@ -10,6 +10,7 @@
 
 #include "lib/http/body_text.h"
 #include "lib/http/url.h"
+#include "lib/net/http_failure.h"
 #include "lib/util/netaddr.h"
 
 namespace derpkit::acme {
@@ -36,31 +37,6 @@ milliseconds PollDelay(const std::string& retry_after) {
       std::from_chars(retry_after.data(), retry_after.data() + retry_after.size(), seconds);
   if (ec != std::errc() || end != retry_after.data() + retry_after.size()) return kDefaultPoll;
   return std::clamp(milliseconds(std::chrono::seconds(seconds)), kDefaultPoll, kMaxPoll);
-}
-
-std::string DescribeHttpError(const httplib::Error error, long verify_result,
-                              const http::Url& url) {
-  const std::string where = url.HostHeader();
-  switch (error) {
-    case httplib::Error::Connection:
-      return "could not connect to " + where + " (refused, unreachable or no address)";
-    case httplib::Error::ConnectionTimeout:
-      return "connecting to " + where + " timed out";
-    case httplib::Error::Read:
-      return "reading the answer of " + where + " failed (closed, or no data in time)";
-    case httplib::Error::Write:
-      return "sending the request to " + where + " failed";
-    case httplib::Error::SSLConnection:
-      return "the TLS handshake with " + where + " failed";
-    case httplib::Error::SSLLoadingCerts:
-      return "could not load the CA certificates to check " + where + " with (--acme-ca-file)";
-    case httplib::Error::SSLServerVerification:
-      return "the TLS certificate of " + where +
-             " is not trusted: " + X509_verify_cert_error_string(verify_result) +
-             " (see --acme-ca-file)";
-    default:
-      return "the request to " + where + " failed: " + httplib::to_string(error);
-  }
 }
 
 }  // namespace
@@ -112,9 +88,15 @@ Expected<Client::Reply, Failure> Client::Send(const std::string& method,
                                ? client.Head(url->target, headers)
                                : client.Post(url->target, headers, body, "application/jose+json");
   if (!result) {
-    return Fail(FailureKind::kNetwork,
-                method + " " + url_text + ": " +
-                    DescribeHttpError(result.error(), client.get_openssl_verify_result(), *url));
+    net::HttpFailureContext context;
+    context.where = url->HostHeader();
+    context.timeout = options_.request_timeout;
+    context.ca_file = options_.ca_file;
+    context.trust_hint = " (see --acme-ca-file)";
+    return Fail(
+        FailureKind::kNetwork,
+        method + " " + url_text + ": " +
+            net::DescribeHttpFailure(result.error(), client.get_openssl_verify_result(), context));
   }
   Reply reply;
   reply.status = result->status;

@@ -205,14 +205,14 @@ inline constexpr std::uint8_t kIsProber = 0x04;
 inline constexpr std::uint8_t kNotIdeal = 0x08;
 }  // namespace PeerPresentFlags
 
-// Returns the largest payload the server reads for client->server frame type `t`; longer frames
-// close the connection. Frame types the server does not handle (including server->client types
-// and unassigned values) are read and discarded at any length by the reference server, so for
-// those this returns `unknown_cap`, the caller's own bound on what it is willing to skip.
+// Returns the largest payload the server's read loop (after the handshake) accepts for
+// client->server frame type `t`; longer frames close the connection. Frame types the reference
+// server does not act on there (a Pong, a second ClientInfo, server->client types, unassigned
+// values) are read and discarded at any length, so for those this returns `unknown_cap`, the
+// caller's own bound on what it is willing to skip. The handshake's ClientInfo is bounded by
+// kMaxClientInfoSize.
 constexpr std::uint32_t MaxServerPayloadSize(FrameType t, std::uint32_t unknown_cap) {
   switch (t) {
-    case FrameType::kClientInfo:
-      return kMaxClientInfoSize;
     case FrameType::kSendPacket:
       return kKeySize + kMaxPacketSize;
     case FrameType::kForwardPacket:
@@ -225,10 +225,6 @@ constexpr std::uint32_t MaxServerPayloadSize(FrameType t, std::uint32_t unknown_
       return kKeySize;
     case FrameType::kPing:
       return kMaxPingPayloadSize;
-    // The reference server discards a Pong as an unknown frame; we hold it to its only valid
-    // size because our server never sends Pings that could be answered differently.
-    case FrameType::kPong:
-      return kPingSize;
     default:
       return unknown_cap;
   }
@@ -238,8 +234,6 @@ constexpr std::uint32_t MaxServerPayloadSize(FrameType t, std::uint32_t unknown_
 // types it skips).
 constexpr std::uint32_t MinServerPayloadSize(FrameType t) {
   switch (t) {
-    case FrameType::kClientInfo:
-      return kMinClientInfoSize;
     case FrameType::kSendPacket:
       return kKeySize;
     case FrameType::kForwardPacket:
@@ -251,8 +245,6 @@ constexpr std::uint32_t MinServerPayloadSize(FrameType t) {
     case FrameType::kClosePeer:
       return kKeySize;
     case FrameType::kPing:
-      return kPingSize;
-    case FrameType::kPong:
       return kPingSize;
     default:
       return 0;

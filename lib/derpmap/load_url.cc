@@ -12,6 +12,7 @@
 #include "lib/derpmap/loaders.h"
 #include "lib/http/body_text.h"
 #include "lib/http/url.h"
+#include "lib/net/http_failure.h"
 
 namespace derpkit::derpmap::detail {
 namespace {
@@ -21,8 +22,6 @@ using Clock = std::chrono::steady_clock;
 // Enough of an error page to quote its first line, and how much of that line an error quotes.
 constexpr std::size_t kErrorBodyBytes = 4096;
 constexpr std::size_t kQuotedBodyBytes = 200;
-
-std::string Millis(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
 
 // Resolves a Location header against the URL that answered with it.
 std::string ResolveLocation(const http::Url& base, const std::string& location) {
@@ -104,31 +103,6 @@ Attempt Get(const http::Url& url, Clock::time_point deadline, const LoadOptions&
   return a;
 }
 
-std::string DescribeFailure(const Attempt& a, const http::Url& url, const LoadOptions& options) {
-  const std::string where = url.HostHeader();
-  switch (a.error) {
-    case httplib::Error::Connection:
-      return "could not connect to " + where + " (refused, unreachable or no address)";
-    case httplib::Error::ConnectionTimeout:
-      return "connecting to " + where + " timed out after " + Millis(options.timeout);
-    case httplib::Error::Read:
-      return "reading the response from " + where + " failed (closed, or no data within " +
-             Millis(options.timeout) + ")";
-    case httplib::Error::Write:
-      return "sending the request to " + where + " failed";
-    case httplib::Error::SSLConnection:
-      return "the TLS handshake with " + where + " failed";
-    case httplib::Error::SSLLoadingCerts:
-      return options.ca_file.empty() ? "could not load the system's CA certificates"
-                                     : "could not load the CA file " + options.ca_file;
-    case httplib::Error::SSLServerVerification:
-      return "the TLS certificate of " + where +
-             " is not trusted: " + X509_verify_cert_error_string(a.verify_result);
-    default:
-      return "the request to " + where + " failed: " + httplib::to_string(a.error);
-  }
-}
-
 }  // namespace
 
 Expected<std::string, MapError> FetchMapUrl(const std::string& url_text,
@@ -142,14 +116,15 @@ Expected<std::string, MapError> FetchMapUrl(const std::string& url_text,
     auto url = http::ParseUrl(current);
     if (!url)
       return fail("not a usable URL (" + current + "): " + std::string(Describe(url.error())));
-    if (Clock::now() >= deadline) return fail("timed out after " + Millis(options.timeout));
+    if (Clock::now() >= deadline)
+      return fail("timed out after " + net::MillisText(options.timeout));
 
     const Attempt a = Get(*url, deadline, options);
     if (a.too_large) {
       return fail("the response is larger than the limit of " + std::to_string(options.max_bytes) +
                   " bytes");
     }
-    if (a.past_deadline) return fail("timed out after " + Millis(options.timeout));
+    if (a.past_deadline) return fail("timed out after " + net::MillisText(options.timeout));
     if (a.status >= 300 && a.status < 400 && a.status != 304) {
       if (a.location.empty()) return fail("HTTP " + std::to_string(a.status) + " without Location");
       if (redirects == kMaxRedirects) {
@@ -166,7 +141,11 @@ Expected<std::string, MapError> FetchMapUrl(const std::string& url_text,
       return fail(http::DescribeStatus(a.status, a.body, kQuotedBodyBytes));
     }
     if (a.status == 200 && a.error == httplib::Error::Success) return a.body;
-    return fail(DescribeFailure(a, *url, options));
+    net::HttpFailureContext context;
+    context.where = url->HostHeader();
+    context.timeout = options.timeout;
+    context.ca_file = options.ca_file;
+    return fail(net::DescribeHttpFailure(a.error, a.verify_result, context));
   }
 }
 

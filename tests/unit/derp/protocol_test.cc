@@ -35,18 +35,20 @@ TEST(Protocol, ServerPayloadLimitsMatchTheReferenceServer) {
   constexpr std::uint32_t kCap = 12345;
   EXPECT_EQ(MaxServerPayloadSize(FrameType::kSendPacket, kCap), 65568u);
   EXPECT_EQ(MaxServerPayloadSize(FrameType::kForwardPacket, kCap), 65600u);
-  EXPECT_EQ(MaxServerPayloadSize(FrameType::kClientInfo, kCap), 262144u);
+  // After the handshake derper skips a second ClientInfo and any Pong, whatever their length.
+  EXPECT_EQ(MaxServerPayloadSize(FrameType::kClientInfo, kCap), kCap);
   EXPECT_EQ(MaxServerPayloadSize(FrameType::kNotePreferred, kCap), 1u);
   EXPECT_EQ(MaxServerPayloadSize(FrameType::kWatchConns, kCap), 0u);
   EXPECT_EQ(MaxServerPayloadSize(FrameType::kClosePeer, kCap), 32u);
   EXPECT_EQ(MaxServerPayloadSize(FrameType::kPing, kCap), 1000u);
-  EXPECT_EQ(MaxServerPayloadSize(FrameType::kPong, kCap), 8u);
+  EXPECT_EQ(MaxServerPayloadSize(FrameType::kPong, kCap), kCap);
   EXPECT_EQ(MaxServerPayloadSize(FrameType::kRecvPacket, kCap), kCap);
   EXPECT_EQ(MaxServerPayloadSize(static_cast<FrameType>(0x42), kCap), kCap);
 
   EXPECT_EQ(MinServerPayloadSize(FrameType::kSendPacket), 32u);
   EXPECT_EQ(MinServerPayloadSize(FrameType::kForwardPacket), 64u);
-  EXPECT_EQ(MinServerPayloadSize(FrameType::kClientInfo), 56u);
+  EXPECT_EQ(MinServerPayloadSize(FrameType::kClientInfo), 0u);
+  EXPECT_EQ(MinServerPayloadSize(FrameType::kPong), 0u);
   EXPECT_EQ(MinServerPayloadSize(FrameType::kNotePreferred), 1u);
   EXPECT_EQ(MinServerPayloadSize(FrameType::kWatchConns), 0u);
   EXPECT_EQ(MinServerPayloadSize(FrameType::kClosePeer), 32u);

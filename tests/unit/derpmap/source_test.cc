@@ -292,8 +292,8 @@ TEST(LoadFromUrl, GivesUpOnAServerThatNeverAnswers) {
   options.timeout = 300ms;
   const std::string error = ErrorOf({Url(port, "/map")}, options);
   ::close(fd);
-  EXPECT_EQ(error, Url(port, "/map") + ": reading the response from 127.0.0.1:" +
-                       std::to_string(port) + " failed (closed, or no data within 300 ms)");
+  EXPECT_EQ(error, Url(port, "/map") + ": no answer from 127.0.0.1:" + std::to_string(port) +
+                       " within 300 ms (it closed, or sent nothing)");
 }
 
 TEST(LoadFromUrl, VerifiesHttpsAgainstTheGivenCaFile) {
