@@ -28,7 +28,7 @@ test: release asan
 	ctest --preset release
 	ctest --preset asan
 
-# The benchmark matrix against local relays (about 5 minutes); rewrites BENCHMARKS.md.
+# The benchmark matrix against local relays (about 6 minutes); rewrites BENCHMARKS.md.
 bench: release
 	bash bench/run-benchmarks.sh build/release
 

@@ -1,35 +1,44 @@
 // derp-load: drives client pairs through a DERP relay and reports what got through.
 //
 // Throughput mode: N pairs (A -> B, one direction per pair) send packets of a fixed size at an
-// aggregate offered rate (paced per pair with a token bucket woken every millisecond) or as fast
-// as the sockets accept. After a warm-up, a measurement window of --duration starts; we count
+// aggregate offered rate or as fast as the sockets accept. After a warm-up, a measurement window
+// of --duration starts; we count
 //   sent      = payload bits of packets written during the window / window length
 //   delivered = payload bits of packets read during the window / window length
 //   loss      = 1 - (packets stamped inside the window that arrived by the end of a short drain
 //                    period) / (packets written during the window)
 // and, with --relay-pid, the relay's CPU seconds over the window and "Mbit relayed per relay
 // CPU-second": the figure that stays fair when this tool shares the machine's cores with the
-// relay.
+// relay. Two senders (bench/paced_flows.h, bench/bursty_sender.h): the paced one (default) wakes
+// every millisecond on an event loop and writes what is due in one write (or one write per frame
+// with --tls-record-per-frame); the bursty one is a thread per pair on a blocking socket, one
+// write() per frame, coarse ~1 ms sleeps, as a simple C load generator does.
 //
-// Latency mode: one dedicated pair exchanges 64-byte packets: A stamps and sends one every
-// --interval, B echoes each back to A (a SendPacket to A with the same payload), A records the
-// round trip. Optionally beside a background load of --pairs pairs at --background-mbps.
+// Latency mode (bench/latency_flows.h): one dedicated pair exchanges 64-byte packets: A stamps and
+// sends one every --interval, B echoes each back, A records the round trip. Optionally beside a
+// background load of --pairs pairs at --background-mbps.
+//
+// WebSocket burst mode (bench/ws_burst.h): two WebSocket clients burst at each other, --tries
+// times; lost packets per try.
 //
 // How it stays out of the way: clients connect with derpclient::Client, then the data path
 // reads and writes the Client's net::Stream directly. Frames are built once per pair (header,
 // destination key, payload) and only the 16-byte stamp in each payload is rewritten before a
-// batch leaves in one write; receivers cut frames out of a FrameReader without copying. Pairs are
-// spread over --threads event loops. Taking over the stream is safe because it happens after
-// Recv() has returned ServerInfo and before anything is sent to that client: the relay sends
-// nothing else unprompted for 60 s, so the Client's own frame reader holds no further bytes.
+// batch leaves; receivers cut frames out of a FrameReader without copying. Pairs are spread over
+// --threads event loops. Taking over the stream is safe because it happens after Recv() has
+// returned ServerInfo and before anything is sent to that client: the relay sends nothing else
+// unprompted for 60 s, so the Client's own frame reader holds no further bytes.
+//
+// Threads: main parses flags, runs the connect phase and the run on event-loop threads (and, for
+// the bursty sender, one thread per pair), joins them all, then reports.
 #include <sys/types.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <asio.hpp>
-#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -39,388 +48,32 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bursty_sender.h"
+#include "bench/event_loops.h"
+#include "bench/latency_flows.h"
+#include "bench/load_config.h"
+#include "bench/load_flow.h"
+#include "bench/paced_flows.h"
 #include "bench/percentiles.h"
 #include "bench/proc_stats.h"
 #include "bench/report.h"
-#include "lib/derp/frame.h"
-#include "lib/derp/messages.h"
-#include "lib/derp/protocol.h"
+#include "bench/ws_burst.h"
 #include "lib/derpclient/client.h"
 #include "lib/net/stream.h"
 
 namespace derpkit::bench {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-constexpr std::string_view kTool = "derp-load";
-// Every payload starts with this stamp: send time (ns on the steady clock) || sequence number.
-constexpr std::size_t kStampSize = 16;
-constexpr std::size_t kLatencyPacketSize = 64;
-// One write carries up to this many bytes of frames (unpaced, or a paced backlog).
-constexpr std::size_t kBatchBytes = 64 * 1024;
-// Paced senders wake this often and send what is due.
-constexpr auto kPacingTick = 1ms;
-// A paced sender that fell behind (the relay pushed back) forgives debt beyond this much, so it
-// does not answer back-pressure with an unbounded burst.
-constexpr auto kMaxPacingDebt = 20ms;
-// Receivers ask the kernel for this much per read.
-constexpr std::size_t kReadBytes = 256 * 1024;
-constexpr std::uint32_t kMaxFramePayload = 1 << 20;
-
-enum class Mode { kThroughput, kLatency };
-
-struct LoadConfig {
-  std::string url;
-  std::string dial_host;
-  std::string ca_file;
-  bool insecure = false;
-  Mode mode = Mode::kThroughput;
-  int pairs = 10;
-  std::size_t size_bytes = 1400;
-  double rate_mbps = 1000;  // aggregate payload Mbit/s; 0 = unpaced
-  std::chrono::nanoseconds duration = 5s;
-  std::chrono::nanoseconds warmup = 1s;
-  std::chrono::nanoseconds drain = 500ms;
-  std::chrono::nanoseconds connect_timeout = 10s;
-  int threads = 2;
-  pid_t relay_pid = 0;
-  bool json = false;
-  // Latency mode.
-  int samples = 2000;
-  std::chrono::nanoseconds interval = 1ms;
-  double background_mbps = 0;  // 0 = idle
-
-  bool paced() const { return rate_mbps > 0; }
-  // Pairs carrying bulk load: all of them in throughput mode, the background in latency mode.
-  int load_pairs() const {
-    if (mode == Mode::kThroughput) return pairs;
-    return background_mbps > 0 ? pairs : 0;
-  }
-  double load_mbps() const { return mode == Mode::kThroughput ? rate_mbps : background_mbps; }
-
-  Expected<void, std::string> Validate() const {
-    if (url.empty()) return Unexpected{std::string("--url is required")};
-    if (pairs < 1 || pairs > 10000) return Unexpected{std::string("--pairs must be 1..10000")};
-    if (size_bytes < kStampSize || size_bytes > derp::kMaxPacketSize) {
-      return Unexpected{"--size must be " + std::to_string(kStampSize) + ".." +
-                        std::to_string(derp::kMaxPacketSize) +
-                        " bytes (each packet carries a 16-byte stamp)"};
-    }
-    if (rate_mbps < 0 || background_mbps < 0) {
-      return Unexpected{std::string("rates must not be negative")};
-    }
-    if (threads < 1 || threads > 64) return Unexpected{std::string("--threads must be 1..64")};
-    if (duration <= 0s) return Unexpected{std::string("--duration must be positive")};
-    if (samples < 1 || samples > 10'000'000) {
-      return Unexpected{std::string("--samples must be 1..10000000")};
-    }
-    if (interval <= 0s) return Unexpected{std::string("--interval must be positive")};
-    return {};
-  }
-};
-
-std::int64_t ToNs(Clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
-}
-
-// The phases of a run, as absolute times. Senders start at `start`; only [measure_start,
-// measure_end) counts; receivers keep reading until `stop`.
-struct Window {
-  Clock::time_point start, measure_start, measure_end, stop;
-  std::int64_t measure_start_ns = 0, measure_end_ns = 0;
-
-  bool Measures(std::int64_t ns) const { return ns >= measure_start_ns && ns < measure_end_ns; }
-  double seconds() const {
-    return std::chrono::duration<double>(measure_end - measure_start).count();
-  }
-};
-
-// The stamp is our own bytes, read back by this process only, so host byte order is fine.
-void StoreStamp(std::byte* payload, std::int64_t send_ns, std::uint64_t seq) {
-  std::memcpy(payload, &send_ns, 8);
-  std::memcpy(payload + 8, &seq, 8);
-}
-std::int64_t LoadSendNs(const std::byte* payload) {
-  std::int64_t v;
-  std::memcpy(&v, payload, 8);
-  return v;
-}
-
-// Counters of one pair (or the latency pair), written only by the pair's event loop and read by
-// main after the loops have been joined.
-struct FlowStats {
-  std::uint64_t sent_packets = 0;      // written during the window
-  std::uint64_t sent_bytes = 0;        // payload bytes written during the window
-  std::uint64_t arrived_packets = 0;   // stamped inside the window and read before `stop`
-  std::uint64_t received_bytes = 0;    // payload bytes read during the window
-  std::uint64_t received_packets = 0;  // packets read during the window
-  std::uint64_t other_frames = 0;      // KeepAlive, PeerGone, ...: anything but RecvPacket
-  std::string error;                   // first I/O error inside [start, measure_end + drain)
-};
-
-// One event loop and its thread. `live` counts coroutines still running so that the watchdog
-// that ends a stuck run can be cancelled when everything finished normally.
-struct Loop {
-  asio::io_context io{1};
-  int live = 0;
-  std::unique_ptr<asio::steady_timer> watchdog;
-  std::vector<derpclient::Client*> clients;
-};
+constexpr std::string_view kTool = kLoadTool;
 
 struct Pair {
   std::unique_ptr<derpclient::Client> a, b;
   Loop* loop = nullptr;
   FlowStats stats;
+  std::optional<BlockingWriter> bursty;  // --sender bursty: A's stream, taken over
 };
-
-// Builds `count` SendPacket frames to `dst`, each with a `size`-byte payload (a fixed pattern
-// after the stamp), back to back in one buffer.
-Bytes BuildFrames(const derp::PublicKey& dst, std::size_t size, std::size_t count) {
-  Bytes payload(size);
-  for (std::size_t i = 0; i < size; ++i) payload[i] = static_cast<std::byte>(i * 7 + 1);
-  Bytes out;
-  out.reserve(count * (derp::kFrameHeaderSize + derp::kKeySize + size));
-  for (std::size_t i = 0; i < count; ++i) derp::AppendSendPacket(out, dst, payload);
-  return out;
-}
-
-bool Late(const Window& w) { return Clock::now() >= w.stop; }
-
-void NoteError(FlowStats& st, const Window& w, const std::string& what, const std::error_code& ec) {
-  // Errors after `stop` are our own Close(); before it they are the relay's doing.
-  if (st.error.empty() && !Late(w)) st.error = what + ": " + ec.message();
-}
-
-// Sends A -> B from w.start until w.measure_end, paced at `packets_per_second` (0 = unpaced).
-asio::awaitable<void> SendLoop(net::Stream& stream, derp::PublicKey dst, std::size_t size,
-                               double packets_per_second, const Window& w, FlowStats& st) {
-  const std::size_t frame_size = derp::kFrameHeaderSize + derp::kKeySize + size;
-  const std::size_t batch = std::max<std::size_t>(1, kBatchBytes / frame_size);
-  Bytes frames = BuildFrames(dst, size, batch);
-  constexpr std::size_t kPayloadOffset = derp::kFrameHeaderSize + derp::kKeySize;
-  asio::steady_timer timer(stream.tcp().get_executor());
-  const double max_debt =
-      std::max(1.0, packets_per_second * std::chrono::duration<double>(kMaxPacingDebt).count());
-  double forgiven = 0;  // packets the token bucket gave up on after back-pressure
-  std::uint64_t seq = 0, tokens_used = 0;
-
-  timer.expires_at(w.start);
-  co_await timer.async_wait(net::kAsTuple);
-  for (;;) {
-    const auto now = Clock::now();
-    if (now >= w.measure_end) break;
-    std::size_t n = batch;
-    if (packets_per_second > 0) {
-      const double elapsed = std::chrono::duration<double>(now - w.start).count();
-      double due = elapsed * packets_per_second - forgiven - static_cast<double>(tokens_used);
-      if (due > max_debt) {
-        forgiven += due - max_debt;
-        due = max_debt;
-      }
-      if (due < 1) {
-        timer.expires_at(now + kPacingTick);
-        co_await timer.async_wait(net::kAsTuple);
-        continue;
-      }
-      n = std::min(batch, static_cast<std::size_t>(due));
-      tokens_used += n;
-    }
-    const std::int64_t now_ns = ToNs(now);
-    for (std::size_t i = 0; i < n; ++i) {
-      StoreStamp(frames.data() + i * frame_size + kPayloadOffset, now_ns, seq++);
-    }
-    const asio::const_buffer buf(frames.data(), n * frame_size);
-    auto r = co_await stream.WriteAll(std::span(&buf, 1));
-    if (r.ec) {
-      NoteError(st, w, "send", r.ec);
-      break;
-    }
-    if (w.Measures(now_ns)) {
-      st.sent_packets += n;
-      st.sent_bytes += n * size;
-    }
-  }
-}
-
-// Reads B's side until the stream closes, counting RecvPackets.
-asio::awaitable<void> RecvLoop(net::Stream& stream, const Window& w, FlowStats& st) {
-  derp::FrameReader reader(kMaxFramePayload);
-  for (;;) {
-    auto room = reader.PrepareWrite(kReadBytes);
-    auto r = co_await stream.ReadSome(room);
-    if (r.ec) {
-      NoteError(st, w, "receive", r.ec);
-      break;
-    }
-    reader.CommitWrite(r.bytes);
-    const bool in_window = w.Measures(ToNs(Clock::now()));
-    auto f = reader.Next();
-    for (; f; f = reader.Next()) {
-      if (f->type != derp::FrameType::kRecvPacket ||
-          f->payload.size() < derp::kKeySize + kStampSize) {
-        ++st.other_frames;
-        continue;
-      }
-      const std::byte* packet = f->payload.data() + derp::kKeySize;
-      const std::size_t packet_size = f->payload.size() - derp::kKeySize;
-      if (w.Measures(LoadSendNs(packet))) ++st.arrived_packets;
-      if (in_window) {
-        ++st.received_packets;
-        st.received_bytes += packet_size;
-      }
-    }
-    if (f.error() == derp::FrameReader::Status::kTooLarge) {
-      if (st.error.empty()) st.error = "receive: frame over 1 MiB";
-      break;
-    }
-  }
-}
-
-// Reads and discards whatever the relay sends a sender (KeepAlive, PeerGone).
-asio::awaitable<void> DiscardLoop(net::Stream& stream) {
-  std::vector<std::byte> buf(4096);
-  for (;;) {
-    auto r = co_await stream.ReadSome(buf);
-    if (r.ec) break;
-  }
-}
-
-// Latency pair, B side: echoes every RecvPacket back to `back_to` with the same payload.
-asio::awaitable<void> EchoLoop(net::Stream& stream, derp::PublicKey back_to, const Window& w,
-                               FlowStats& st) {
-  derp::FrameReader reader(kMaxFramePayload);
-  Bytes out;
-  for (;;) {
-    auto room = reader.PrepareWrite(kReadBytes);
-    auto r = co_await stream.ReadSome(room);
-    if (r.ec) {
-      NoteError(st, w, "echo receive", r.ec);
-      break;
-    }
-    reader.CommitWrite(r.bytes);
-    out.clear();
-    for (auto f = reader.Next(); f; f = reader.Next()) {
-      if (f->type != derp::FrameType::kRecvPacket || f->payload.size() < derp::kKeySize) continue;
-      derp::AppendSendPacket(out, back_to, f->payload.subspan(derp::kKeySize));
-    }
-    if (out.empty()) continue;
-    const asio::const_buffer buf(out.data(), out.size());
-    auto wr = co_await stream.WriteAll(std::span(&buf, 1));
-    if (wr.ec) {
-      NoteError(st, w, "echo send", wr.ec);
-      break;
-    }
-  }
-}
-
-// Latency pair, A side: one 64-byte packet every `interval` from w.start to w.measure_end, on a
-// fixed schedule (a late wake-up does not push later packets back).
-asio::awaitable<void> PingLoop(net::Stream& stream, derp::PublicKey dst,
-                               std::chrono::nanoseconds interval, const Window& w, FlowStats& st) {
-  Bytes frame = BuildFrames(dst, kLatencyPacketSize, 1);
-  constexpr std::size_t kPayloadOffset = derp::kFrameHeaderSize + derp::kKeySize;
-  asio::steady_timer timer(stream.tcp().get_executor());
-  std::uint64_t seq = 0;
-  for (auto next = w.start; next < w.measure_end; next += interval) {
-    timer.expires_at(next);
-    co_await timer.async_wait(net::kAsTuple);
-    const std::int64_t now_ns = ToNs(Clock::now());
-    if (now_ns >= w.measure_end_ns) break;
-    StoreStamp(frame.data() + kPayloadOffset, now_ns, seq++);
-    const asio::const_buffer buf(frame.data(), frame.size());
-    auto r = co_await stream.WriteAll(std::span(&buf, 1));
-    if (r.ec) {
-      NoteError(st, w, "ping send", r.ec);
-      break;
-    }
-    if (w.Measures(now_ns)) {
-      ++st.sent_packets;
-      st.sent_bytes += kLatencyPacketSize;
-    }
-  }
-}
-
-// Latency pair, A side: records the round trip of every echo whose ping left inside the window.
-asio::awaitable<void> PongLoop(net::Stream& stream, const Window& w, FlowStats& st,
-                               std::vector<std::int64_t>& rtt_ns) {
-  derp::FrameReader reader(kMaxFramePayload);
-  for (;;) {
-    auto room = reader.PrepareWrite(kReadBytes);
-    auto r = co_await stream.ReadSome(room);
-    if (r.ec) {
-      NoteError(st, w, "pong receive", r.ec);
-      break;
-    }
-    reader.CommitWrite(r.bytes);
-    const std::int64_t now_ns = ToNs(Clock::now());
-    for (auto f = reader.Next(); f; f = reader.Next()) {
-      if (f->type != derp::FrameType::kRecvPacket ||
-          f->payload.size() != derp::kKeySize + kLatencyPacketSize) {
-        ++st.other_frames;
-        continue;
-      }
-      const std::int64_t sent_ns = LoadSendNs(f->payload.data() + derp::kKeySize);
-      if (!w.Measures(sent_ns)) continue;
-      ++st.arrived_packets;
-      rtt_ns.push_back(now_ns - sent_ns);
-    }
-  }
-}
-
-// Runs `aw` on `loop`, keeping loop.live up to date.
-void Spawn(Loop& loop, asio::awaitable<void> aw) {
-  ++loop.live;
-  asio::co_spawn(loop.io, std::move(aw), [&loop](std::exception_ptr e) {
-    if (e) {
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& ex) {
-        std::fprintf(stderr, "%s: internal error: %s\n", kTool.data(), ex.what());
-      }
-    }
-    if (--loop.live == 0 && loop.watchdog) loop.watchdog->cancel();
-  });
-}
-
-// Connects `c` and waits for its ServerInfo, all within `timeout`. On failure sets `error`.
-asio::awaitable<void> ConnectOne(derpclient::Client& c, std::chrono::nanoseconds timeout,
-                                 std::string& error) {
-  asio::steady_timer timer(co_await asio::this_coro::executor);
-  timer.expires_after(timeout);
-  bool timed_out = false;
-  timer.async_wait([&](const std::error_code& ec) {
-    if (ec) return;
-    timed_out = true;
-    c.Close();
-  });
-  auto ok = co_await c.Connect();
-  if (!ok) {
-    error = ok.error();
-    co_return;
-  }
-  for (;;) {
-    auto m = co_await c.Recv();
-    if (!m) {
-      error = timed_out ? "no ServerInfo within the connect timeout"
-                        : "waiting for ServerInfo: " + m.error();
-      co_return;
-    }
-    if (std::holds_alternative<derpclient::ServerInfoMessage>(*m)) break;
-  }
-  // The cancelled handler still runs, but only looks at its error code.
-  timer.cancel();
-}
-
-void RunLoops(std::vector<std::unique_ptr<Loop>>& loops) {
-  std::vector<std::thread> threads;
-  for (auto& l : loops) {
-    l->io.restart();
-    threads.emplace_back([&l] { l->io.run(); });
-  }
-  for (auto& t : threads) t.join();
-}
 
 struct LatencyResult {
   std::vector<std::int64_t> rtt_ns;
@@ -448,7 +101,12 @@ Totals Sum(const std::vector<std::unique_ptr<Pair>>& pairs) {
     t.flows.received_bytes += s.received_bytes;
     t.flows.received_packets += s.received_packets;
     t.flows.other_frames += s.other_frames;
+    t.flows.frames_written += s.frames_written;
+    t.flows.write_calls += s.write_calls;
     if (!s.error.empty()) t.errors.push_back("pair " + std::to_string(i) + ": " + s.error);
+    if (!s.send_error.empty()) {
+      t.errors.push_back("pair " + std::to_string(i) + " (bursty sender): " + s.send_error);
+    }
   }
   return t;
 }
@@ -464,14 +122,18 @@ double Mbps(std::uint64_t bytes, double seconds) {
 }
 
 int Main(int argc, char** argv) {
+  // A bursty sender writes with write(2) (TLS: OpenSSL's socket BIO, also write(2)), which raises
+  // SIGPIPE on a connection the relay closed; we want the EPIPE, reported as a connection error.
+  std::signal(SIGPIPE, SIG_IGN);
   LoadConfig cfg;
-  std::string mode = "throughput", duration = "5s", warmup = "1s", drain = "500ms",
-              interval = "1ms", connect_timeout = "10s";
+  std::string mode = "throughput", sender = "paced", duration = "5s", warmup = "1s",
+              drain = "500ms", interval = "1ms", connect_timeout = "10s", burst_wait = "2s";
   bool unpaced = false;
   CLI::App app{
       "derp-load: drives client pairs through a DERP relay (ours or Tailscale's derper, plain or "
       "TLS) and reports offered, sent and delivered Mbit/s, loss, and the relay's CPU use; or, "
-      "with --mode latency, round-trip percentiles of 64-byte packets.\n"
+      "with --mode latency, round-trip percentiles of 64-byte packets; or, with --mode "
+      "ws-burst, what two WebSocket clients lose when both burst at once.\n"
       "Rates count DERP packet payload bits (--size bytes per packet), not frame or TCP "
       "overhead."};
   app.footer(
@@ -481,9 +143,15 @@ int Main(int argc, char** argv) {
       "  derp-load --url https://localhost:8443/derp --ca-file certs/localhost.crt \\\n"
       "            --dial-host 127.0.0.1 --unpaced --json\n"
       "  derp-load --url http://127.0.0.1:3340/derp --mode latency --background-mbps 1000\n"
+      "  derp-load --url http://127.0.0.1:3340/derp --sender bursty --rate-mbps 2000\n"
+      "  derp-load --url https://localhost:8443/derp --insecure --tls-record-per-frame \\\n"
+      "            --rate-mbps 1000\n"
+      "  derp-load --url wss://localhost:8443/derp --insecure --mode ws-burst --tries 20\n"
       "Exit status: 0 when the run completed, 1 when a connection failed, 2 for bad flags.");
   app.option_defaults()->always_capture_default();
-  app.add_option("-u,--url", cfg.url, "DERP URL: http://host:port/derp or https://host:port/derp.")
+  app.add_option("-u,--url", cfg.url,
+                 "DERP URL: http://host:port/derp or https://host:port/derp (ws-burst also takes "
+                 "ws:// and wss://; it always speaks WebSocket).")
       ->required();
   app.add_option("--dial-host", cfg.dial_host,
                  "Connect to this address instead of the URL's host (the URL's host stays the TLS "
@@ -491,11 +159,22 @@ int Main(int argc, char** argv) {
   app.add_option("--ca-file", cfg.ca_file,
                  "PEM file of trusted certificates for TLS (a self-signed relay's .crt works).");
   app.add_flag("--insecure", cfg.insecure, "Do not verify the relay's TLS certificate.");
-  app.add_option("--mode", mode, "throughput or latency.")
-      ->check(CLI::IsMember({"throughput", "latency"}));
+  app.add_option("--mode", mode, "throughput, latency or ws-burst.")
+      ->check(CLI::IsMember({"throughput", "latency", "ws-burst"}));
+  app.add_option("--sender", sender,
+                 "Throughput mode: paced (an event loop per --threads; every 1 ms the frames due "
+                 "leave in one write) or bursty (a thread per pair on a blocking socket: every "
+                 "~1 ms nanosleep, each due frame its own write(), over TLS its own SSL_write).")
+      ->check(CLI::IsMember({"paced", "bursty"}));
+  app.add_flag("--tls-record-per-frame", cfg.tls_record_per_frame,
+               "Paced sender: write every frame on its own, so that over TLS each frame is one "
+               "TLS record (as Tailscale's Go client writes); over plain TCP one write per frame. "
+               "The bursty sender always does.");
   app.add_option("-p,--pairs", cfg.pairs,
                  "Client pairs carrying load (each pair: client A sends to client B).");
-  app.add_option("-s,--size", cfg.size_bytes, "Packet (payload) size in bytes, 16..65536.");
+  auto* size = app.add_option("-s,--size", cfg.size_bytes,
+                              "Packet (payload) size in bytes, 16..65536 (ws-burst: 600 unless "
+                              "given).");
   auto* rate = app.add_option("-r,--rate-mbps", cfg.rate_mbps,
                               "Aggregate offered rate in Mbit/s, split evenly over the pairs and "
                               "paced per pair; 0 = unpaced.");
@@ -519,6 +198,12 @@ int Main(int argc, char** argv) {
   app.add_option("--background-mbps", cfg.background_mbps,
                  "Latency mode: run --pairs load pairs at this aggregate rate beside the "
                  "latency pair (0 = idle relay).");
+  app.add_option("--tries", cfg.tries, "ws-burst: bursts to run, one after another.");
+  app.add_option("--burst-packets", cfg.burst_packets,
+                 "ws-burst: packets each client sends the other per burst.");
+  app.add_option("--burst-wait", burst_wait,
+                 "ws-burst: how long after a burst starts its packets may arrive before they "
+                 "count as lost (Go duration).");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -528,16 +213,22 @@ int Main(int argc, char** argv) {
     FailUsage(kTool, std::string(e.what()) + " (see --help)");
   }
   if (unpaced) cfg.rate_mbps = 0;
-  cfg.mode = mode == "latency" ? Mode::kLatency : Mode::kThroughput;
+  cfg.mode = mode == "latency"    ? LoadMode::kLatency
+             : mode == "ws-burst" ? LoadMode::kWsBurst
+                                  : LoadMode::kThroughput;
+  cfg.sender = sender == "bursty" ? SenderKind::kBursty : SenderKind::kPaced;
+  if (cfg.mode == LoadMode::kWsBurst && size->count() == 0) cfg.size_bytes = 600;
   cfg.duration = ParseDurationFlag(kTool, "duration", duration);
   cfg.warmup = ParseDurationFlag(kTool, "warmup", warmup);
   cfg.drain = ParseDurationFlag(kTool, "drain", drain);
   cfg.interval = ParseDurationFlag(kTool, "interval", interval);
   cfg.connect_timeout = ParseDurationFlag(kTool, "connect-timeout", connect_timeout);
+  cfg.burst_wait = ParseDurationFlag(kTool, "burst-wait", burst_wait);
   if (auto ok = cfg.Validate(); !ok) FailUsage(kTool, ok.error());
   if (cfg.relay_pid != 0) {
     if (auto ok = CheckProcess(cfg.relay_pid); !ok) FailUsage(kTool, "--relay-pid: " + ok.error());
   }
+  if (cfg.mode == LoadMode::kWsBurst) return RunWsBurst(cfg);
 
   derpclient::ClientOptions base;
   base.url = cfg.url;
@@ -552,22 +243,25 @@ int Main(int argc, char** argv) {
   for (int i = 0; i < load_threads; ++i) loops.push_back(std::make_unique<Loop>());
   // The latency pair gets a loop of its own so that bulk senders don't delay its wake-ups.
   Loop* latency_loop = nullptr;
-  if (cfg.mode == Mode::kLatency) {
+  if (cfg.mode == LoadMode::kLatency) {
     loops.push_back(std::make_unique<Loop>());
     latency_loop = loops.back().get();
   }
-  auto make_client = [&](Loop& loop) {
+  const bool bursty = cfg.sender == SenderKind::kBursty;
+  // `closed_at_stop`: the loop closes the client at the end of the run. A bursty sender's client
+  // is closed by main instead, once its thread has been joined.
+  auto make_client = [&](Loop& loop, bool closed_at_stop = true) {
     derpclient::ClientOptions o = base;
     o.key = derp::PrivateKey::Generate();  // the default member initialiser ran once, for `base`
     auto c = std::make_unique<derpclient::Client>(loop.io, std::move(o));
-    loop.clients.push_back(c.get());
+    if (closed_at_stop) loop.clients.push_back(c.get());
     return c;
   };
   std::vector<std::unique_ptr<Pair>> pairs;
   for (int i = 0; i < load_pairs; ++i) {
     auto p = std::make_unique<Pair>();
     p->loop = loops[static_cast<std::size_t>(i % load_threads)].get();
-    p->a = make_client(*p->loop);
+    p->a = make_client(*p->loop, !bursty);
     p->b = make_client(*p->loop);
     pairs.push_back(std::move(p));
   }
@@ -611,15 +305,27 @@ int Main(int argc, char** argv) {
     return 1;
   }
   const bool tls = (pairs.empty() ? latency_pair->a : pairs[0]->a)->stream()->is_tls();
+  if (bursty) {
+    for (std::size_t i = 0; i < pairs.size(); ++i) {
+      auto writer = BlockingWriter::TakeOver(*pairs[i]->a->stream());
+      if (!writer) {
+        std::fprintf(stderr, "%s: pair %zu sender: %s\n", kTool.data(), i, writer.error().c_str());
+        return 1;
+      }
+      pairs[i]->bursty.emplace(std::move(*writer));
+    }
+  }
 
   // Phase 2: the run.
   Window w;
   w.start = Clock::now() + 20ms;
   w.measure_start = w.start + cfg.warmup;
-  const auto window_length = cfg.mode == Mode::kLatency ? cfg.interval * cfg.samples : cfg.duration;
+  const auto window_length =
+      cfg.mode == LoadMode::kLatency ? cfg.interval * cfg.samples : cfg.duration;
   w.measure_end = w.measure_start + window_length;
-  const auto drain_length =
-      cfg.mode == Mode::kLatency ? std::max<std::chrono::nanoseconds>(cfg.drain, 1s) : cfg.drain;
+  const auto drain_length = cfg.mode == LoadMode::kLatency
+                                ? std::max<std::chrono::nanoseconds>(cfg.drain, 1s)
+                                : cfg.drain;
   w.stop = w.measure_end + drain_length;
   w.measure_start_ns = ToNs(w.measure_start);
   w.measure_end_ns = ToNs(w.measure_end);
@@ -628,11 +334,21 @@ int Main(int argc, char** argv) {
       cfg.load_mbps() > 0 && load_pairs > 0
           ? cfg.load_mbps() * 1e6 / (static_cast<double>(cfg.size_bytes) * 8) / load_pairs
           : 0;
+  std::vector<std::thread> sender_threads;
   for (auto& p : pairs) {
-    Spawn(*p->loop,
-          SendLoop(*p->a->stream(), p->b->public_key(), cfg.size_bytes, pps_per_pair, w, p->stats));
+    if (bursty) {
+      Pair* pp = p.get();
+      sender_threads.emplace_back([pp, &cfg, &w, pps_per_pair] {
+        BurstySend(*pp->bursty, pp->b->public_key(), cfg.size_bytes, pps_per_pair, w, pp->stats);
+      });
+    } else {
+      Spawn(*p->loop, SendLoop(*p->a->stream(), p->b->public_key(), cfg.size_bytes, pps_per_pair,
+                               cfg.tls_record_per_frame, w, p->stats));
+      // A bursty sender's socket must stay blocking, which an asio read would undo: nobody
+      // reads it (the relay sends a sender nothing but a KeepAlive every 60 s).
+      Spawn(*p->loop, DiscardLoop(*p->a->stream()));
+    }
     Spawn(*p->loop, RecvLoop(*p->b->stream(), w, p->stats));
-    Spawn(*p->loop, DiscardLoop(*p->a->stream()));
   }
   LatencyResult latency;
   if (latency_pair) {
@@ -646,25 +362,7 @@ int Main(int argc, char** argv) {
   // At `stop`, close every client (which ends its loops); if a loop still has work 3 s later,
   // something is stuck and the watchdog stops it.
   std::vector<std::unique_ptr<asio::steady_timer>> stoppers;
-  for (auto& l : loops) {
-    auto t = std::make_unique<asio::steady_timer>(l->io, w.stop);
-    Loop* lp = l.get();
-    l->watchdog = std::make_unique<asio::steady_timer>(l->io, w.stop + 3s);
-    t->async_wait([lp](const std::error_code&) {
-      for (auto* c : lp->clients) c->Close();
-      if (lp->live == 0) lp->watchdog->cancel();
-    });
-    l->watchdog->async_wait([lp](const std::error_code& ec) {
-      if (!ec) {
-        std::fprintf(stderr,
-                     "%s: %d coroutine(s) of an event loop still running 3 s after the run; "
-                     "stopping it\n",
-                     kTool.data(), lp->live);
-        lp->io.stop();
-      }
-    });
-    stoppers.push_back(std::move(t));
-  }
+  ArmStop(loops, stoppers, w.stop);
 
   RelayUsage relay;
   std::optional<CpuTimes> relay_before, relay_after;
@@ -691,6 +389,10 @@ int Main(int argc, char** argv) {
     if (rss) relay.rss_bytes = *rss;
   }
   runner.join();
+  for (auto& t : sender_threads) t.join();
+  for (auto& p : pairs) {
+    if (p->bursty) p->a->Close();
+  }
   if (relay_before && relay_after) relay.cpu_seconds = relay_after->total() - relay_before->total();
   const double window_seconds = w.seconds();
   const double self_cpu = self_after.total() - self_before.total();
@@ -722,11 +424,22 @@ int Main(int argc, char** argv) {
     per_cpu = static_cast<double>(totals.flows.received_bytes) * 8 / 1e6 / *relay.cpu_seconds;
   }
   if (load_pairs > 0) {
-    nlohmann::json& l = cfg.mode == Mode::kThroughput ? j : j["background"];
+    nlohmann::json& l = cfg.mode == LoadMode::kThroughput ? j : j["background"];
     l["pairs"] = load_pairs;
     l["size_bytes"] = cfg.size_bytes;
     l["offered_mbps"] = cfg.load_mbps() > 0 ? nlohmann::json(cfg.load_mbps()) : nlohmann::json();
     l["paced"] = cfg.load_mbps() > 0;
+    l["sender"] = bursty ? "bursty" : "paced";
+    // Bursty senders always write frame by frame.
+    l["tls_record_per_frame"] = cfg.tls_record_per_frame || bursty;
+    if (bursty) {
+      l["sender_threads"] = sender_threads.size();
+      l["write_calls_per_frame"] =
+          totals.flows.frames_written
+              ? nlohmann::json(static_cast<double>(totals.flows.write_calls) /
+                               static_cast<double>(totals.flows.frames_written))
+              : nlohmann::json();
+    }
     l["sent_mbps"] = sent_mbps;
     l["delivered_mbps"] = delivered_mbps;
     l["sent_packets"] = totals.flows.sent_packets;
@@ -766,8 +479,12 @@ int Main(int argc, char** argv) {
   j["errors"] = run_errors;
 
   // Saturated: the generator's threads were busy nearly all the window, so it may be the limit.
-  const double busy =
-      window_seconds > 0 ? self_cpu / (window_seconds * static_cast<double>(loops.size())) : 0;
+  // Its threads can use at most one CPU each and all the CPUs together (bursty senders are many
+  // threads that mostly sleep).
+  const std::size_t gen_threads = loops.size() + sender_threads.size();
+  const double gen_cpus = static_cast<double>(
+      std::min<std::size_t>(gen_threads, std::max(1u, std::thread::hardware_concurrency())));
+  const double busy = window_seconds > 0 ? self_cpu / (window_seconds * gen_cpus) : 0;
   const bool generator_bound = busy > 0.9;
   j["loadgen_busy_fraction"] = busy;
 
@@ -775,9 +492,14 @@ int Main(int argc, char** argv) {
     std::printf("%s\n", j.dump(2).c_str());
   } else {
     const std::string scheme = tls ? "TLS" : "plain";
-    if (cfg.mode == Mode::kThroughput) {
-      std::printf("derp-load throughput against %s (%s): %d pair(s) on %d thread(s)\n",
-                  cfg.url.c_str(), scheme.c_str(), load_pairs, load_threads);
+    if (cfg.mode == LoadMode::kThroughput) {
+      std::string how = bursty ? "bursty senders (a blocking thread each, one write per frame), "
+                                 "receivers on " +
+                                     std::to_string(load_threads) + " thread(s)"
+                               : "on " + std::to_string(load_threads) + " thread(s)";
+      if (cfg.tls_record_per_frame && !bursty) how += ", one write (TLS record) per frame";
+      std::printf("derp-load throughput against %s (%s): %d pair(s) %s\n", cfg.url.c_str(),
+                  scheme.c_str(), load_pairs, how.c_str());
     } else if (load_pairs > 0) {
       std::printf(
           "derp-load latency against %s (%s): 1 echo pair beside %d load pair(s) on %d "
@@ -789,7 +511,7 @@ int Main(int argc, char** argv) {
     }
     Table t;
     if (load_pairs > 0) {
-      const std::string what = cfg.mode == Mode::kThroughput ? "" : "background ";
+      const std::string what = cfg.mode == LoadMode::kThroughput ? "" : "background ";
       t.AddRow({what + "packet size", std::to_string(cfg.size_bytes) + " B"});
       t.AddRow({what + "offered", cfg.load_mbps() > 0 ? Fixed(cfg.load_mbps(), 1) + " Mbit/s"
                                                       : std::string("unpaced")});
@@ -831,9 +553,10 @@ int Main(int argc, char** argv) {
       t.AddRow({"relay CPU", "not measured (give --relay-pid)"});
     }
     t.AddRow({"load generator CPU", Fixed(self_cpu, 2) + " s (" + Fixed(busy * 100, 0) + "% of " +
-                                        std::to_string(loops.size()) + " thread(s))"});
+                                        Fixed(gen_cpus, 0) + " CPU(s), " +
+                                        std::to_string(gen_threads) + " thread(s))"});
     t.Print(stdout);
-    if (load_pairs > 0 && cfg.mode == Mode::kThroughput) {
+    if (load_pairs > 0 && cfg.mode == LoadMode::kThroughput) {
       std::printf(
           "summary: %.1f Mbit/s delivered %s, %.3f%% loss", delivered_mbps,
           cfg.paced() ? ("of " + Fixed(cfg.rate_mbps, 0) + " Mbit/s offered").c_str() : "(unpaced)",

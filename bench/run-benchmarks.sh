@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the benchmark matrix of issue #3 against local derp-relay instances and rewrites
-# BENCHMARKS.md (machine, commands, figures, targets). `make bench` calls this.
+# Runs the benchmark matrix of issues #3 and #11 against local derp-relay instances, rewrites
+# BENCHMARKS.md (machine, commands, figures, targets met or not) and prints issue #11's rows with
+# their verdicts. `make bench` calls this; the whole matrix takes about 6 minutes on 2 cores.
 #
 # Usage: bench/run-benchmarks.sh BUILD_DIR [--out FILE] [--seconds N] [--only 'ID-GLOB ...']
 #   BUILD_DIR   a build with derp-relay, derp-load, derp-conns and stun-load (a Release build:
@@ -15,7 +16,7 @@
 set -euo pipefail
 
 usage() {
-  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -43,6 +44,8 @@ RELAY_BIN=$BUILD_DIR/relay/derp-relay
 LOAD_BIN=$BUILD_DIR/bench/derp-load
 CONNS_BIN=$BUILD_DIR/bench/derp-conns
 STUN_BIN=$BUILD_DIR/bench/stun-load
+LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
+SECONDS=0  # bash counts the run's time from here
 for bin in "$RELAY_BIN" "$LOAD_BIN" "$CONNS_BIN" "$STUN_BIN"; do
   if [[ ! -x $bin ]]; then
     echo "run-benchmarks.sh: $bin is missing; build it first:" >&2
@@ -159,7 +162,8 @@ point() {
 
 D=${SECONDS_PER_POINT}s
 
-# 1. Throughput, 10 pairs x 1400 B; with --workers 1 also pair counts, 64-byte packets, latency.
+# 1. Throughput, 10 pairs x 1400 B, paced senders; with --workers 1 also pair counts, 64-byte
+# packets and latency.
 for mode in plain tls; do
   for workers in 1 2; do
     ids=()
@@ -199,7 +203,46 @@ for mode in plain tls; do
   done
 done
 
-# 2. Idle connections, each count on a fresh relay so the RSS delta is its own. "max" asks
+# 2. Issue #11's senders, each group on a fresh relay: bursty senders (a blocking thread per
+# pair, one write() per frame, ~1 ms sleeps) over plain TCP, and TLS with one TLS record per
+# frame (as Tailscale's Go client writes).
+for workers in 1 2; do
+  ids=()
+  for rate in 1000 2000 3000; do ids+=("bursty-plain-w$workers-$rate"); done
+  want_any "${ids[@]}" || continue
+  start_relay plain "$workers"
+  for rate in 1000 2000 3000; do
+    id=bursty-plain-w$workers-$rate
+    want "$id" || continue
+    point "$id" derp-load --url "$RELAY_URL" --sender bursty --pairs 10 --size 1400 \
+      --rate-mbps "$rate" --duration "$D"
+  done
+done
+for workers in 1 2; do
+  ids=()
+  for rate in 500 1000 2000; do ids+=("tlsrec-w$workers-$rate"); done
+  want_any "${ids[@]}" || continue
+  start_relay tls "$workers"
+  for rate in 500 1000 2000; do
+    id=tlsrec-w$workers-$rate
+    want "$id" || continue
+    point "$id" derp-load --url "$RELAY_URL" "${TLS_ARGS[@]}" --tls-record-per-frame --pairs 10 \
+      --size 1400 --rate-mbps "$rate" --duration "$D"
+  done
+done
+
+# 3. WebSocket bursts (what a browser tab does when it wakes), ws:// and wss://, a fresh relay
+# each. The relay serves DERP over WebSocket at the same /derp URL.
+for mode in plain tls; do
+  if [[ $mode == plain ]]; then id=wsburst-ws; else id=wsburst-wss; fi
+  want "$id" || continue
+  start_relay "$mode" 1
+  ws_url=${RELAY_URL/#http/ws}  # http:// -> ws://, https:// -> wss://
+  point "$id" derp-load --url "$ws_url" "${TLS_ARGS[@]}" --mode ws-burst --tries 20 \
+    --burst-packets 200 --size 600 --burst-wait 2s
+done
+
+# 4. Idle connections, each count on a fresh relay so the RSS delta is its own. "max" asks
 # for more than the open-file limit allows; derp-conns trims the count and says so.
 for count in 1000 10000 max; do
   id=conns-tls-$count
@@ -209,25 +252,33 @@ for count in 1000 10000 max; do
   start_relay tls 2
   point "$id" derp-conns --url "$RELAY_URL" "${TLS_ARGS[@]}" --count "$n" --hold 2s
 done
-# The same for plain connections (issue #3's other memory target).
-if want conns-plain-1000; then
+# The same for plain connections (the other memory target).
+for count in 1000 10000; do
+  id=conns-plain-$count
+  want "$id" || continue
   start_relay plain 2
-  point conns-plain-1000 derp-conns --url "$RELAY_URL" --count 1000 --hold 2s
-fi
+  point "$id" derp-conns --url "$RELAY_URL" --count "$count" --hold 2s
+done
 
-# 3. STUN binding answers per second.
+# 5. STUN binding answers per second. (Rows of other worker counts go here as stun-w<N>; the
+# report lists every stun* row it finds and compares stun-w2 with stun-w1.)
 if want stun; then
-  start_relay plain 2
+  start_relay plain 1
   point stun stun-load --target "127.0.0.1:$STUN_PORT" --sockets 4 --duration "$D"
+fi
+if want stun-w2; then
+  start_relay plain 2
+  point stun-w2 stun-load --target "127.0.0.1:$STUN_PORT" --sockets 4 --duration "$D"
 fi
 stop_relay
 
-# 4. The report.
+# 6. The report.
 BUILD_TYPE=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$BUILD_DIR/CMakeCache.txt" 2>/dev/null || true)
 SANITIZE=$(sed -n 's/^SANITIZE:STRING=//p' "$BUILD_DIR/CMakeCache.txt" 2>/dev/null || true)
 COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo "uncommitted")
 if [[ -n $(git -C "$REPO" status --porcelain 2>/dev/null | head -1) ]]; then COMMIT="$COMMIT (with local changes)"; fi
-export RESULTS OUT WORK BUILD_TYPE SANITIZE COMMIT SECONDS_PER_POINT
+ELAPSED_SECONDS=$SECONDS
+export RESULTS OUT WORK BUILD_TYPE SANITIZE COMMIT SECONDS_PER_POINT ELAPSED_SECONDS LOADAVG
 TARGETS=$REPO/bench/targets.json
 CPU_MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 NPROC=$(nproc)

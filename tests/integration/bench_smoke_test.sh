@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # bench_smoke: each load generator in bench/ runs for a second or two against a real derp-relay
 # on 127.0.0.1 (kernel-chosen ports) and must exit 0 and print its figures; derp-load's --json
-# must parse; bad flags exit 2; the open-file limits are reported in words, on our side and on
-# the relay's; and bench/run-benchmarks.sh writes a report for a couple of rows.
+# must parse and carry the fields the report reads, in every mode (paced, bursty senders over
+# plain and TLS, one TLS record per frame, WebSocket bursts over ws and wss); bad flags exit 2;
+# the open-file limits are reported in words, on our side and on the relay's; and
+# bench/run-benchmarks.sh writes a report (summary, sections, --workers comparison) for a few
+# rows. No figure is asserted: the relay's numbers are the benchmark's business.
 #
 # Usage: bench_smoke_test.sh BUILD_DIR   (ctest passes the project binary dir)
 set -euo pipefail
@@ -116,6 +119,26 @@ run tput-json 0 "$LOAD" --url "$PLAIN_URL" --pairs 2 --unpaced --duration 1s --w
   --relay-pid "$PLAIN_PID" --json
 json_check tput-json 'd["delivered_mbps"] > 0 and d["sent_packets"] > 0 and d["relay_cpu_seconds"] is not None and d["offered_mbps"] is None'
 
+# The fields report.py reads from every throughput row.
+TPUT_FIELDS='all(k in d for k in ("offered_mbps", "sent_mbps", "delivered_mbps", "loss_percent", "mbit_per_relay_cpu_second", "loadgen_busy_fraction", "relay_cpu_seconds", "window_seconds", "tls", "sender", "tls_record_per_frame"))'
+
+# Bursty senders: a blocking thread per pair, one write() per frame.
+run bursty 0 "$LOAD" --url "$PLAIN_URL" --sender bursty --pairs 2 --rate-mbps 50 --duration 1s \
+  --warmup 200ms --relay-pid "$PLAIN_PID" --json
+json_check bursty "$TPUT_FIELDS"' and d["sender"] == "bursty" and d["sent_packets"] > 0 and d["write_calls_per_frame"] >= 1 and d["errors"] == []'
+run bursty-text 0 "$LOAD" --url "$PLAIN_URL" --sender bursty --pairs 1 --rate-mbps 20 \
+  --duration 1s --warmup 200ms
+expect bursty-text 'bursty senders \(a blocking thread each, one write per frame\)'
+expect bursty-text '^summary: [0-9.]+ Mbit/s delivered of 20 Mbit/s offered'
+
+# WebSocket bursts over ws://.
+run wsburst 0 "$LOAD" --url "${PLAIN_URL/#http/ws}" --mode ws-burst --tries 2 --burst-packets 20 \
+  --burst-wait 1s --relay-pid "$PLAIN_PID" --json
+json_check wsburst 'd["mode"] == "ws-burst" and d["websocket"] and not d["tls"] and d["tries"] == d["tries_requested"] == 2 and len(d["lost_per_try"]) == 2 and d["sent_per_try"] == 40 and d["total_sent"] == 80 and d["worst_try_lost"] is not None and "loss_percent" in d and d["errors"] == []'
+run wsburst-text 0 "$LOAD" --url "$PLAIN_URL" --mode ws-burst --tries 1 --burst-packets 5 \
+  --burst-wait 1s
+expect wsburst-text '^summary: [0-9]+ of 10 packets lost, worst try [0-9]+ of 10$'
+
 run latency 0 "$LOAD" --url "$PLAIN_URL" --mode latency --samples 300 --interval 1ms \
   --warmup 200ms
 expect latency '^round trips +[0-9]+ of [0-9]+ answered$'
@@ -144,6 +167,10 @@ expect conns-limit '^established +70$'
 run bad-flag 2 "$LOAD" --url "$PLAIN_URL" --bogus
 run bad-value 2 "$LOAD" --url "$PLAIN_URL" --pairs 0
 expect bad-value 'derp-load: --pairs must be 1..10000' err
+run bad-sender 2 "$LOAD" --url "$PLAIN_URL" --sender bursty --mode latency
+expect bad-sender 'derp-load: --sender bursty works with --mode throughput' err
+run bad-tries 2 "$LOAD" --url "$PLAIN_URL" --mode ws-burst --tries 0
+expect bad-tries 'derp-load: --tries must be 1..10000' err
 run bad-duration 2 "$STUN" --duration 5parsecs
 [[ $(wc -l <"$WORK/bad-duration.err") -eq 1 ]] || fail "bad-duration: want one line on stderr"
 
@@ -153,6 +180,17 @@ run tls 0 "$LOAD" --url "$URL" "${TLS_ARGS[@]}" --pairs 1 --rate-mbps 20 --durat
   --warmup 200ms --relay-pid "$PID"
 expect tls '\(TLS\)'
 expect tls '^summary: '
+# TLS senders that write frame by frame: the bursty one (its SSL moved onto a blocking socket)
+# and the paced one with one TLS record per frame; and WebSocket bursts over wss://.
+run tls-bursty 0 "$LOAD" --url "$URL" "${TLS_ARGS[@]}" --sender bursty --pairs 2 --rate-mbps 20 \
+  --duration 1s --warmup 200ms --relay-pid "$PID" --json
+json_check tls-bursty "$TPUT_FIELDS"' and d["tls"] and d["sender"] == "bursty" and d["sent_packets"] > 0 and d["errors"] == []'
+run tls-record 0 "$LOAD" --url "$URL" "${TLS_ARGS[@]}" --tls-record-per-frame --pairs 2 \
+  --rate-mbps 20 --duration 1s --warmup 200ms --relay-pid "$PID" --json
+json_check tls-record "$TPUT_FIELDS"' and d["tls"] and d["sender"] == "paced" and d["tls_record_per_frame"] and d["sent_packets"] > 0'
+run wsburst-tls 0 "$LOAD" --url "${URL/#https/wss}" "${TLS_ARGS[@]}" --mode ws-burst --tries 2 \
+  --burst-packets 20 --burst-wait 1s --json
+json_check wsburst-tls 'd["tls"] and d["websocket"] and d["tries"] == 2 and len(d["lost_per_try"]) == 2'
 run tls-conns 0 "$CONNS" --url "$URL" "${TLS_ARGS[@]}" --count 20 --settle 0s --hold 0s
 expect tls-conns '^established +20$'
 
@@ -166,14 +204,24 @@ expect relay-limit 'stopped after [1-9][0-9]* established connections: .*open-fi
 grep -q 'out of file descriptors' "$WORK/small.log" || { cat "$WORK/small.log" >&2; fail "relay-limit: the relay's log does not name the limit"; }
 kill -0 "$PID" 2>/dev/null || { cat "$WORK/small.log" >&2; fail "relay-limit: the relay died at its open-file limit"; }
 
-# The report script, on two rows. (The backquotes below are Markdown, not command substitution.)
+# The report script, on a few rows: a paced row with --workers 1 and 2 (for the comparison), a
+# bursty row and STUN. (The backquotes below are Markdown, not command substitution.)
 run report 0 bash "$REPO/bench/run-benchmarks.sh" "$BUILD_DIR" --seconds 1 \
-  --only 'tput-plain-w1-1000 stun' --out "$WORK/BENCHMARKS.md"
+  --only 'tput-plain-w1-1000 tput-plain-w2-1000 bursty-plain-w1-1000 stun' \
+  --out "$WORK/BENCHMARKS.md"
 # shellcheck disable=SC2016
-grep -Eq '^\| `tput-plain-w1-1000` \| plain \| 1 \| 1,000 \| [0-9,]+ \|' "$WORK/BENCHMARKS.md" ||
-  { cat "$WORK/BENCHMARKS.md" >&2; fail "report: no throughput row"; }
+grep -Eq '^\| `tput-plain-w1-1000` \| plain \| 1 \| 1,000 \| [0-9,]+ \|.* \| loss < 0\.1%; delivered >= 99% of offered.* \| (yes|\*\*no\*\*: .*) \|$' \
+  "$WORK/BENCHMARKS.md" || { cat "$WORK/BENCHMARKS.md" >&2; fail "report: no throughput row with its checks"; }
 # shellcheck disable=SC2016
 grep -Eq '^\| `stun` \| [0-9,]+ \|' "$WORK/BENCHMARKS.md" || fail "report: no STUN row"
+# shellcheck disable=SC2016
+grep -Eq '^\| `bursty-plain-w1-1000` \| plain \| 1 \| 1,000 \| [0-9,]+ \|.* \| loss < 0\.1%.* \| (yes|\*\*no\*\*: .*) \|$' \
+  "$WORK/BENCHMARKS.md" || { cat "$WORK/BENCHMARKS.md" >&2; fail "report: no bursty row with its check"; }
+# shellcheck disable=SC2016
+grep -Eq '^\| `tput-plain-w1-1000` → `tput-plain-w2-1000` \| [0-9.]+ \| [0-9.]+ \| .* \| (yes|\*\*no\*\*: .*) \|$' \
+  "$WORK/BENCHMARKS.md" || { cat "$WORK/BENCHMARKS.md" >&2; fail "report: no --workers comparison"; }
+grep -q '^## Summary: issue #11' "$WORK/BENCHMARKS.md" || fail "report: no summary"
+expect report '^Issue #11 rows'
 grep -q '^## Commands' "$WORK/BENCHMARKS.md" || fail "report: no commands"
 
 echo "bench_smoke: all passed"
