@@ -1,6 +1,5 @@
 #include "relay/client_conn.h"
 
-#include <asio/experimental/awaitable_operators.hpp>
 #include <cstring>
 #include <random>
 #include <utility>
@@ -14,13 +13,18 @@
 
 namespace derpkit::relay {
 
-using namespace asio::experimental::awaitable_operators;
 using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr std::size_t kInitialReadBuffer = 8 * 1024;
+// The handshake's first buffer: a ClientInfo is a few hundred bytes, and ReadMore grows it
+// for a larger one. Thousands of connections may be handshaking at once.
+constexpr std::size_t kInitialReadBuffer = 1024;
 constexpr std::size_t kBusyReadBuffer = 32 * 1024;
+// A receiver whose write has taken nothing for this long is not draining: it pauses nobody.
+constexpr auto kStalledWriteAfter = std::chrono::milliseconds(200);
+// A paused sender reads again after this long even if nobody resumed it.
+constexpr auto kMaxPause = std::chrono::milliseconds(250);
 // The largest frame a client may send us: a ClientInfo (the handshake) or a ForwardPacket.
 constexpr std::size_t kMaxFrameBuffer = derp::kFrameHeaderSize + derp::kMaxClientInfoSize;
 
@@ -33,27 +37,13 @@ std::chrono::milliseconds KeepAliveJitter() {
 
 }  // namespace
 
-void ClientConn::PacketRing::Push(Packet&& p) {
-  if (slots_.empty()) slots_.resize(depth_);
-  slots_[(head_ + size_) % depth_] = std::move(p);
-  ++size_;
-}
-
-Packet ClientConn::PacketRing::Pop() {
-  Packet p = std::move(slots_[head_]);
-  head_ = (head_ + 1) % depth_;
-  --size_;
-  return p;
-}
-
 ClientConn::ClientConn(Shard& shard, std::unique_ptr<net::Stream> stream, ConnStart start)
     : shard_(shard),
       stats_(shard.stats()),
       stream_(std::move(stream)),
       start_(std::move(start)),
       id_(shard.server().NextConnId()),
-      disco_queue_(static_cast<std::size_t>(shard.server().config().send_queue_depth)),
-      data_queue_(static_cast<std::size_t>(shard.server().config().send_queue_depth)),
+      resume_(shard.io()),
       wake_(shard.io()) {}
 
 ClientConn::~ClientConn() = default;
@@ -74,6 +64,7 @@ void ClientConn::Close(CloseReason reason) {
   if (!close_reason_) close_reason_ = reason;
   stream_->Close();
   wake_.cancel();
+  resume_.cancel();
 }
 
 asio::awaitable<CloseReason> ClientConn::Serve() {
@@ -83,19 +74,49 @@ asio::awaitable<CloseReason> ClientConn::Serve() {
   rend_ = rbuf_.size();
   if (rbuf_.size() < kInitialReadBuffer) rbuf_.resize(kInitialReadBuffer);
 
-  // The deadline closes the socket rather than cancelling the read: that ends every pending
-  // operation, TLS included, without relying on per-operation cancellation.
-  asio::steady_timer deadline(shard_.io(), shard_.server().config().handshake_timeout);
-  deadline.async_wait([this](const std::error_code& ec) {
-    if (!ec) Close(CloseReason::kHandshakeTimeout);
-  });
   CloseReason reason = co_await Handshake();
-  deadline.cancel();
   if (close_reason_) reason = *close_reason_;
 
   if (registered_ && !close_reason_) {
-    auto ended = co_await (EndsConnection(ReadLoop()) || EndsConnection(WriteLoop()));
-    reason = std::visit([](CloseReason r) { return r; }, ended);
+    // Register() posted this key's route to every shard, this one included; a write that did
+    // not suspend (ServerInfo) has not let it run yet. Frames that came with the ClientInfo may
+    // be packets to ourselves or to peers whose routes were posted just before: let them land.
+    co_await asio::post(shard_.io(), asio::use_awaitable);
+    asio::awaitable<CloseReason> reader;
+    if (stream_->supports_try_read()) {
+      // From here on the shard's buffer does the reading: keep only what the handshake read
+      // past the ClientInfo.
+      partial_.assign(rbuf_.begin() + static_cast<std::ptrdiff_t>(rstart_),
+                      rbuf_.begin() + static_cast<std::ptrdiff_t>(rend_));
+      Bytes().swap(rbuf_);
+      rstart_ = rend_ = 0;
+      reader = ReadLoop();
+    } else {
+      reader = ReadLoopWithOwnBuffer();
+    }
+    // The writer runs beside the reader as a coroutine of its own (lighter than a parallel
+    // group: an idle connection is mostly its suspended coroutines). The first loop to end
+    // closes the stream, which ends the other; the connection lives until both have.
+    // Jitter only at production periods: it spreads keepalives of clients that connected
+    // together. The shard's ticker sends them (KeepAliveDue).
+    const auto base = shard_.server().config().keepalive_interval;
+    keepalive_interval_ =
+        std::chrono::duration_cast<Clock::duration>(base) +
+        (base >= derp::kKeepAliveInterval ? Clock::duration(KeepAliveJitter()) : Clock::duration{});
+    next_keepalive_ = Clock::now() + keepalive_interval_;
+    loops_started_ = true;
+    StartWriter();
+    reason = co_await std::move(reader);
+    // The first loop to end decides the reason and closes the stream, which ends the writer.
+    if (!close_reason_) close_reason_ = reason;
+    stream_->Close();
+    wake_.cancel();
+    while (writer_running_) {
+      resume_.expires_at(Clock::time_point::max());
+      awaiting_writer_ = true;
+      co_await resume_.async_wait(net::kAsTuple);
+      awaiting_writer_ = false;
+    }
     if (close_reason_) reason = *close_reason_;
     if (restarting_sent_ && reason == CloseReason::kPeerClosed) {
       reason = CloseReason::kServerShutdown;  // the client hung up because we told it to
@@ -107,8 +128,9 @@ asio::awaitable<CloseReason> ClientConn::Serve() {
         std::chrono::duration<double>(Clock::now() - connected_at_).count());
     stats_.current_connections.Add(-1);
     if (preferred_) stats_.home_connections.Add(-1);
+    ResumePausedSenders();
     // Whatever was still queued will never be written.
-    for (PacketRing* q : {&disco_queue_, &data_queue_}) {
+    for (PacketQueue* q : {&disco_queue_, &data_queue_}) {
       while (!q->empty()) {
         Packet p = q->Pop();
         stats_.RecordDrop(DropReason::kGoneDisconnected,
@@ -119,15 +141,6 @@ asio::awaitable<CloseReason> ClientConn::Serve() {
   shard_.Detach(*this);
   stream_->Close();
   stats_.RecordClose(reason);
-  co_return reason;
-}
-
-asio::awaitable<CloseReason> ClientConn::EndsConnection(asio::awaitable<CloseReason> loop) {
-  const CloseReason reason = co_await std::move(loop);
-  // The first loop to end decides the reason and closes the stream, which ends the other loop.
-  if (!close_reason_) close_reason_ = reason;
-  stream_->Close();
-  wake_.cancel();
   co_return reason;
 }
 
@@ -154,6 +167,13 @@ asio::awaitable<std::error_code> ClientConn::ReadMore(std::size_t need) {
 
 asio::awaitable<CloseReason> ClientConn::Handshake() {
   const Server& server = shard_.server();
+  // The deadline closes the socket rather than cancelling the read: that ends every pending
+  // operation, TLS included, without relying on per-operation cancellation. It lives in this
+  // frame, not Serve()'s, which stays for the connection's life.
+  ShardTimer deadline(shard_.io(), server.config().handshake_timeout);
+  deadline.async_wait([this](const std::error_code& ec) {
+    if (!ec) Close(CloseReason::kHandshakeTimeout);
+  });
   for (;;) {
     const ByteSpan buffered = std::span(rbuf_).subspan(rstart_, rend_ - rstart_);
     auto hdr = derp::ParseFrameHeader(buffered, derp::kMaxClientInfoSize);
@@ -225,13 +245,104 @@ asio::awaitable<CloseReason> ClientConn::Handshake() {
   co_return CloseReason::kPeerClosed;  // not a close: the caller checks registered_
 }
 
-asio::awaitable<CloseReason> ClientConn::ReadLoop() {
-  for (;;) {
-    if (auto reason = ProcessFrames()) {
-      shard_.FlushOutbox();
-      co_return *reason;
+asio::awaitable<std::optional<CloseReason>> ClientConn::WaitWhilePaused() {
+  while (paused_) {
+    if (Clock::now() >= pause_until_) {
+      paused_ = false;
+      break;
     }
-    shard_.FlushOutbox();
+    resume_.expires_at(pause_until_);
+    reader_waiting_ = true;
+    co_await resume_.async_wait(net::kAsTuple);
+    reader_waiting_ = false;
+    if (close_reason_) co_return *close_reason_;
+    auto cs = co_await asio::this_coro::cancellation_state;
+    if (cs.cancelled() != asio::cancellation_type::none) co_return CloseReason::kServerShutdown;
+  }
+  co_return std::nullopt;
+}
+
+void ClientConn::PauseReading() {
+  if (paused_ || close_reason_) return;
+  paused_ = true;
+  pause_until_ = Clock::now() + kMaxPause;
+  stats_.sender_pauses.Add();
+}
+
+void ClientConn::ResumeReading() {
+  paused_ = false;
+  if (reader_waiting_) resume_.cancel();
+}
+
+asio::awaitable<CloseReason> ClientConn::ReadLoop() {
+  // Frames that came with the ClientInfo (a fast start) go first.
+  if (!partial_.empty()) {
+    std::size_t consumed = 0;
+    auto reason = ProcessFrames(partial_, consumed);
+    shard_.FlushOutbox(PacketSource{shard_.index(), id_});
+    shard_.FlushWrites();
+    if (reason) co_return *reason;
+    partial_.erase(partial_.begin(), partial_.begin() + static_cast<std::ptrdiff_t>(consumed));
+  }
+  // After a read that filled its chunk the socket may hold more: read again after letting the
+  // shard's other work run, without asking the reactor. After a short read the socket is empty.
+  bool maybe_more = true;
+  for (;;) {
+    if (paused_) {
+      auto ended = co_await WaitWhilePaused();
+      if (ended) co_return *ended;
+    }
+    if (maybe_more) {
+      co_await asio::post(shard_.io(), asio::use_awaitable);
+    } else if (stream_->socket_readiness_suffices()) {
+      // No structured binding here: GCC 12 mis-compiles one in a branch of a coroutine.
+      std::error_code ec;
+      co_await stream_->tcp().async_wait(asio::socket_base::wait_read,
+                                         asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) co_return Classify(ec);
+    } else {
+      const std::error_code ec = co_await stream_->WaitReadable();
+      if (ec) co_return Classify(ec);
+    }
+    if (close_reason_) co_return *close_reason_;
+    // The shard's buffer is ours until the next co_await: the unfinished frame first, then what
+    // the socket has.
+    const std::span<std::byte> buf = shard_.read_buffer();
+    const std::size_t have = partial_.size();
+    if (have > 0) std::memcpy(buf.data(), partial_.data(), have);
+    const std::size_t chunk = std::min(kReadChunkSize, buf.size() - have);
+    const net::IoResult r = stream_->TryRead(buf.subspan(have, chunk));
+    if (r.ec == asio::error::would_block || r.ec == asio::error::try_again) {
+      maybe_more = false;
+      continue;
+    }
+    if (r.ec) co_return Classify(r.ec);
+    maybe_more = r.bytes == chunk;
+    std::size_t consumed = 0;
+    auto reason = ProcessFrames(ByteSpan(buf.data(), have + r.bytes), consumed);
+    shard_.FlushOutbox(PacketSource{shard_.index(), id_});
+    shard_.FlushWrites();
+    if (reason) co_return *reason;
+    const std::size_t left = have + r.bytes - consumed;
+    partial_.assign(buf.data() + consumed, buf.data() + consumed + left);
+    // A large unfinished frame (up to 64 KiB) must not stay allocated once it is done.
+    if (partial_.empty() && partial_.capacity() > 4096) Bytes().swap(partial_);
+  }
+}
+
+asio::awaitable<CloseReason> ClientConn::ReadLoopWithOwnBuffer() {
+  for (;;) {
+    std::size_t consumed = 0;
+    auto reason = ProcessFrames(ByteSpan(rbuf_.data() + rstart_, rend_ - rstart_), consumed);
+    rstart_ += consumed;
+    if (rstart_ == rend_) rstart_ = rend_ = 0;
+    shard_.FlushOutbox(PacketSource{shard_.index(), id_});
+    shard_.FlushWrites();
+    if (reason) co_return *reason;
+    if (paused_) {
+      auto ended = co_await WaitWhilePaused();
+      if (ended) co_return *ended;
+    }
     std::size_t need = 1;
     const ByteSpan buffered = std::span(rbuf_).subspan(rstart_, rend_ - rstart_);
     if (skip_remaining_ == 0) {
@@ -244,12 +355,13 @@ asio::awaitable<CloseReason> ClientConn::ReadLoop() {
   }
 }
 
-std::optional<CloseReason> ClientConn::ProcessFrames() {
+std::optional<CloseReason> ClientConn::ProcessFrames(ByteSpan data, std::size_t& consumed) {
+  consumed = 0;
   for (;;) {
-    ByteSpan buffered = std::span(rbuf_).subspan(rstart_, rend_ - rstart_);
+    ByteSpan buffered = data.subspan(consumed);
     if (skip_remaining_ > 0) {
       const std::size_t n = std::min<std::uint64_t>(skip_remaining_, buffered.size());
-      rstart_ += n;
+      consumed += n;
       skip_remaining_ -= n;
       if (skip_remaining_ > 0) break;
       continue;
@@ -268,7 +380,7 @@ std::optional<CloseReason> ClientConn::ProcessFrames() {
       // A type the relay does not act on (a Pong, a second ClientInfo, server->client and
       // unknown types): skip it, whatever its length, as derper does.
       stats_.unknown_frames.Add();
-      rstart_ += derp::kFrameHeaderSize;
+      consumed += derp::kFrameHeaderSize;
       skip_remaining_ = hdr->length;
       continue;
     }
@@ -284,10 +396,9 @@ std::optional<CloseReason> ClientConn::ProcessFrames() {
     }
     if (buffered.size() < derp::kFrameHeaderSize + hdr->length) break;
     auto reason = HandleFrame(type, buffered.subspan(derp::kFrameHeaderSize, hdr->length));
-    rstart_ += derp::kFrameHeaderSize + hdr->length;
+    consumed += derp::kFrameHeaderSize + hdr->length;
     if (reason) return reason;
   }
-  if (rstart_ == rend_) rstart_ = rend_ = 0;
   return std::nullopt;
 }
 
@@ -401,17 +512,46 @@ void ClientConn::HandleNotePreferred(bool preferred) {
   }
 }
 
-void ClientConn::Enqueue(Packet&& packet) {
-  PacketRing& q = packet.disco ? disco_queue_ : data_queue_;
-  if (q.full()) {
-    Packet old = q.Pop();
-    stats_.RecordDrop(DropReason::kQueueHead, old.disco ? PacketKind::kDisco : PacketKind::kOther,
-                      old.payload.size());
+void ClientConn::Enqueue(Packet&& packet, PacketSource from) {
+  const RelayConfig& config = shard_.server().config();
+  const auto now = Clock::now();
+  packet.enqueued = now;
+  if (packet.disco) {
+    if (disco_queue_.size() >= static_cast<std::size_t>(config.send_queue_depth)) {
+      Packet old = disco_queue_.Pop();
+      stats_.RecordDrop(DropReason::kQueueHead, PacketKind::kDisco, old.payload.size());
+      shard_.pool().Give(std::move(old.payload));
+    }
+    disco_queue_.Push(std::move(packet));
+    Wake();
+    return;
+  }
+  const auto limit = static_cast<std::size_t>(config.send_queue_bytes);
+  while (!data_queue_.empty() && data_queue_.bytes() + packet.payload.size() > limit) {
+    Packet old = data_queue_.Pop();
+    stats_.RecordDrop(DropReason::kQueueHead, PacketKind::kOther, old.payload.size());
     shard_.pool().Give(std::move(old.payload));
   }
-  packet.enqueued = Clock::now();
-  q.Push(std::move(packet));
+  data_queue_.Push(std::move(packet));
   Wake();
+  // Over the high mark: the sender waits for us, unless we are not draining (then it would wait
+  // for nothing, and we only lose our own packets).
+  if (from.conn_id != 0 && QueuedBytes() > limit / 4 && !WriteStalled(now)) {
+    for (const PacketSource& s : paused_senders_) {
+      if (s.conn_id == from.conn_id) return;
+    }
+    paused_senders_.push_back(from);
+    shard_.PauseSender(from);
+  }
+}
+
+bool ClientConn::WriteStalled(Clock::time_point now) const {
+  return write_in_flight_ && now - write_started_ > kStalledWriteAfter;
+}
+
+void ClientConn::ResumePausedSenders() {
+  for (const PacketSource& s : paused_senders_) shard_.ResumeSender(s);
+  paused_senders_.clear();
 }
 
 void ClientConn::QueuePeerGone(const derp::PublicKey& peer, derp::PeerGoneReason reason) {
@@ -436,108 +576,222 @@ void ClientConn::SetDupState(bool dup, bool active) {
 }
 
 void ClientConn::Wake() {
-  if (writer_waiting_) wake_.cancel();
+  if (!loops_started_ || close_reason_ || restarting_sent_) return;
+  if (writer_running_) {
+    if (writer_waiting_) wake_.cancel();
+  } else if (!flush_queued_) {
+    // Written by FlushNow() once the current read chunk (or mailbox batch) has been routed, so
+    // that everything it queued for us leaves in one write.
+    flush_queued_ = true;
+    shard_.QueueFlush(*this);
+  }
 }
 
 bool ClientConn::HasPendingWrites() const {
   return !control_.empty() || pending_pong_ || !disco_queue_.empty() || !data_queue_.empty();
 }
 
-asio::awaitable<CloseReason> ClientConn::WriteLoop() {
-  // Jitter only at production periods: it spreads keepalives of clients that connected together.
-  const auto base = shard_.server().config().keepalive_interval;
-  const auto interval =
-      std::chrono::duration_cast<Clock::duration>(base) +
-      (base >= derp::kKeepAliveInterval ? Clock::duration(KeepAliveJitter()) : Clock::duration{});
-  next_keepalive_ = Clock::now() + interval;
+void ClientConn::StartWriter() {
+  writer_running_ = true;
+  asio::co_spawn(shard_.io(), WriteLoop(),
+                 [this](const std::exception_ptr& e, std::optional<CloseReason> ended) {
+                   writer_running_ = false;
+                   if (e) ended = CloseReason::kIoError;
+                   if (ended) {
+                     EndConnection(*ended);
+                   } else if (!close_reason_ && !restarting_sent_ && HasPendingWrites()) {
+                     StartWriter();  // queued after the loop looked for the last time
+                   }
+                   if (awaiting_writer_) resume_.cancel();
+                 });
+}
+
+void ClientConn::KeepAliveDue(Clock::time_point now) {
+  if (!loops_started_ || close_reason_ || restarting_queued_ || restarting_sent_ ||
+      now < next_keepalive_) {
+    return;
+  }
+  derp::AppendKeepAlive(control_);
+  stats_.keepalives_sent.Add();
+  next_keepalive_ = now + keepalive_interval_;
+  Wake();
+}
+
+void ClientConn::EndConnection(CloseReason reason) {
+  // The first to end decides the reason; closing the stream ends the reader (and the writer).
+  if (!close_reason_) close_reason_ = reason;
+  stream_->Close();
+  wake_.cancel();
+  resume_.cancel();
+}
+
+void ClientConn::BuildBatch() {
+  // Everything ready leaves in one gather write: disco packets (small and latency-sensitive),
+  // then data, then control frames. Packets before control is the order derper's writer
+  // produced in the captured sessions (a packet, then the pong of a later ping), and a
+  // PeerGone then follows the last packet from that peer.
+  batch_ = shard_.batches().Take();
+  WriteBatch& b = *batch_;
+  b.control.swap(control_);
+  control_.clear();
+  b.restarting = std::exchange(restarting_queued_, false);
+  b.pong = pending_pong_.has_value();
+  if (pending_pong_) {
+    derp::AppendPong(b.control, *pending_pong_);
+    pending_pong_.reset();
+    stats_.sent_pong.Add();
+  }
+  while (!disco_queue_.empty()) b.packets.push_back(disco_queue_.Pop());
+  while (!data_queue_.empty()) b.packets.push_back(data_queue_.Pop());
+  b.headers.resize(b.packets.size());
+  for (std::size_t i = 0; i < b.packets.size(); ++i) {
+    const Packet& p = b.packets[i];
+    auto& h = b.headers[i];
+    derp::StoreFrameHeader(std::span(h).first<derp::kFrameHeaderSize>(),
+                           derp::FrameType::kRecvPacket,
+                           static_cast<std::uint32_t>(derp::kKeySize + p.payload.size()));
+    std::memcpy(h.data() + derp::kFrameHeaderSize, p.src.bytes.data(), derp::kKeySize);
+    b.iov.emplace_back(h.data(), h.size());
+    b.iov.emplace_back(p.payload.data(), p.payload.size());
+    b.payload_bytes += p.payload.size();
+  }
+  if (!b.control.empty()) b.iov.emplace_back(b.control.data(), b.control.size());
+  in_flight_bytes_ = b.payload_bytes;
+  write_started_ = Clock::now();
+}
+
+void ClientConn::ConsumeIov(std::size_t n) {
+  WriteBatch& b = *batch_;
+  while (n > 0 && b.iov_done < b.iov.size()) {
+    asio::const_buffer& buf = b.iov[b.iov_done];
+    const std::size_t here = std::min(n, buf.size());
+    buf += here;
+    n -= here;
+    if (buf.size() == 0) ++b.iov_done;
+  }
+  while (b.iov_done < b.iov.size() && b.iov[b.iov_done].size() == 0) ++b.iov_done;
+}
+
+CloseReason ClientConn::FailBatch(const std::error_code& ec) {
+  for (Packet& p : batch_->packets) {
+    stats_.RecordDrop(DropReason::kWriteError, p.disco ? PacketKind::kDisco : PacketKind::kOther,
+                      p.payload.size());
+  }
+  in_flight_bytes_ = 0;
+  shard_.batches().Give(std::move(batch_));
+  return Classify(ec);
+}
+
+std::optional<CloseReason> ClientConn::FinishBatch(bool& stop_writing) {
+  WriteBatch& b = *batch_;
+  stats_.packets_sent.Add(b.packets.size());
+  stats_.bytes_sent.Add(b.payload_bytes);
+  traffic_.packets_out += b.packets.size();
+  traffic_.bytes_out += b.payload_bytes;
+  in_flight_bytes_ = 0;
+  const auto written = Clock::now();
+  for (const Packet& p : b.packets) {
+    stats_.queue_delay_seconds.Observe(std::chrono::duration<double>(written - p.enqueued).count());
+  }
+  stats_.frames_per_write.Observe(
+      static_cast<double>(b.packets.size() + (b.control.empty() ? 0 : 1)));
+  for (Packet& p : b.packets) shard_.pool().Give(std::move(p.payload));
+  const bool restarting = b.restarting;
+  const bool pong = b.pong;
+  shard_.batches().Give(std::move(batch_));
+  const auto limit = static_cast<std::size_t>(shard_.server().config().send_queue_bytes);
+  if (!paused_senders_.empty() && QueuedBytes() < limit / 16) ResumePausedSenders();
+  if (!HasPendingWrites()) {
+    data_queue_.ReleaseIfEmpty();
+    disco_queue_.ReleaseIfEmpty();
+  }
+  if (restarting) {
+    // Nothing more is written. A FIN queues behind the data already written, where closing a
+    // socket that has unread input would send a RST and could drop the frame. The reader runs
+    // on until the client hangs up (kPeerClosed, counted as our shutdown) or the shutdown
+    // closes what is left.
+    restarting_sent_ = true;
+    std::error_code ignored;
+    stream_->tcp().shutdown(asio::socket_base::shutdown_send, ignored);
+    stop_writing = true;
+    return std::nullopt;
+  }
+  if (pong) stalled_reader_.AfterPongWrite(written);
+  return PollStalledReader();
+}
+
+void ClientConn::FlushNow() {
+  flush_queued_ = false;
+  if (!loops_started_ || close_reason_ || restarting_sent_ || writer_running_) return;
+  if (!HasPendingWrites()) return;
+  // The Restarting frame goes through the writer, whose WriteAll returns only once the stream
+  // has sent every byte: the FIN that follows must not overtake it.
+  if (!stream_->supports_try_write() || restarting_queued_) {
+    StartWriter();
+    return;
+  }
+  // Right after the read that queued it, without a trip through the event loop: one sendmsg,
+  // and the writer coroutine only when the socket has no room for all of it.
+  BuildBatch();
+  const net::IoResult r = stream_->TryWrite(std::span(batch_->iov).subspan(batch_->iov_done));
+  if (r.ec && r.ec != asio::error::would_block && r.ec != asio::error::try_again) {
+    EndConnection(FailBatch(r.ec));
+    return;
+  }
+  ConsumeIov(r.bytes);
+  if (batch_->iov_done < batch_->iov.size()) {
+    StartWriter();  // finishes this batch when the socket has room
+    return;
+  }
+  bool stop_writing = false;
+  if (auto reason = FinishBatch(stop_writing)) {
+    EndConnection(*reason);
+  } else if (stream_->has_pending_output() || (!stop_writing && stalled_reader_.watching())) {
+    // The writer sends what the stream kept (a TLS record the socket did not take whole), or
+    // watches the Pong until the client takes it (relay/stalled_reader.h).
+    StartWriter();
+  }
+}
+
+asio::awaitable<std::optional<CloseReason>> ClientConn::WriteLoop() {
   for (;;) {
-    if (close_reason_) co_return *close_reason_;
-    if (!HasPendingWrites()) {
-      // While a Pong waits to be taken, wake up to look again (relay/stalled_reader.h).
-      auto wake_at = next_keepalive_;
-      if (stalled_reader_.watching()) wake_at = std::min(wake_at, stalled_reader_.next_check());
-      wake_.expires_at(wake_at);
-      writer_waiting_ = true;
-      auto [ec] = co_await wake_.async_wait(net::kAsTuple);
-      writer_waiting_ = false;
-      if (close_reason_) co_return *close_reason_;
-      auto cs = co_await asio::this_coro::cancellation_state;
-      if (cs.cancelled() != asio::cancellation_type::none) co_return CloseReason::kServerShutdown;
-      if (auto stalled = PollStalledReader()) co_return *stalled;
-      if (!ec && Clock::now() >= next_keepalive_) {
-        derp::AppendKeepAlive(control_);
-        stats_.keepalives_sent.Add();
-        next_keepalive_ = Clock::now() + interval;
-      }
+    if (close_reason_) co_return close_reason_;
+    if (batch_ == nullptr && !HasPendingWrites() && stream_->has_pending_output()) {
+      // Bytes a TryWrite left inside the stream: send them, under the write deadline.
+      write_started_ = Clock::now();
+      write_in_flight_ = true;
+      shard_.WatchWrite(*this);
+      auto flushed = co_await stream_->WriteAll({});
+      shard_.UnwatchWrite(*this);
+      write_in_flight_ = false;
+      if (flushed.ec) co_return Classify(flushed.ec);
       continue;
     }
-
-    // Everything ready leaves in one gather write: disco packets (small and latency-sensitive),
-    // then data, then control frames. Packets before control is the order derper's writer
-    // produced in the captured sessions (a packet, then the pong of a later ping), and a
-    // PeerGone then follows the last packet from that peer.
-    control_in_flight_.swap(control_);
-    control_.clear();
-    const bool restarting_in_flight = std::exchange(restarting_queued_, false);
-    const bool writes_pong = pending_pong_.has_value();
-    if (pending_pong_) {
-      derp::AppendPong(control_in_flight_, *pending_pong_);
-      pending_pong_.reset();
-      stats_.sent_pong.Add();
-    }
-    iov_.clear();
-    in_flight_.clear();
-    while (!disco_queue_.empty()) in_flight_.push_back(disco_queue_.Pop());
-    while (!data_queue_.empty()) in_flight_.push_back(data_queue_.Pop());
-    headers_.resize(in_flight_.size());
-    std::size_t payload_bytes = 0;
-    for (std::size_t i = 0; i < in_flight_.size(); ++i) {
-      const Packet& p = in_flight_[i];
-      auto& h = headers_[i];
-      derp::StoreFrameHeader(std::span(h).first<derp::kFrameHeaderSize>(),
-                             derp::FrameType::kRecvPacket,
-                             static_cast<std::uint32_t>(derp::kKeySize + p.payload.size()));
-      std::memcpy(h.data() + derp::kFrameHeaderSize, p.src.bytes.data(), derp::kKeySize);
-      iov_.emplace_back(h.data(), h.size());
-      iov_.emplace_back(p.payload.data(), p.payload.size());
-      payload_bytes += p.payload.size();
-    }
-    if (!control_in_flight_.empty()) {
-      iov_.emplace_back(control_in_flight_.data(), control_in_flight_.size());
-    }
-
-    write_started_ = Clock::now();
-    shard_.WatchWrite(*this);
-    auto r = co_await stream_->WriteAll(iov_);
-    shard_.UnwatchWrite(*this);
-    if (r.ec) {
-      for (Packet& p : in_flight_) {
-        stats_.RecordDrop(DropReason::kWriteError,
-                          p.disco ? PacketKind::kDisco : PacketKind::kOther, p.payload.size());
+    if (batch_ == nullptr) {
+      if (!HasPendingWrites()) {
+        // Idle: the coroutine ends (an idle connection holds no writer) and Wake() starts a
+        // new one. Only while a Pong waits to be taken does it stay, to look again
+        // (relay/stalled_reader.h).
+        if (!stalled_reader_.watching()) co_return std::nullopt;
+        wake_.expires_at(stalled_reader_.next_check());
+        writer_waiting_ = true;
+        co_await wake_.async_wait(net::kAsTuple);
+        writer_waiting_ = false;
+        if (close_reason_) co_return close_reason_;
+        if (auto stalled = PollStalledReader()) co_return stalled;
+        continue;
       }
-      in_flight_.clear();
-      co_return Classify(r.ec);
+      BuildBatch();
     }
-    stats_.packets_sent.Add(in_flight_.size());
-    stats_.bytes_sent.Add(payload_bytes);
-    traffic_.packets_out += in_flight_.size();
-    traffic_.bytes_out += payload_bytes;
-    const auto written = Clock::now();
-    for (const Packet& p : in_flight_) {
-      stats_.queue_delay_seconds.Observe(
-          std::chrono::duration<double>(written - p.enqueued).count());
-    }
-    stats_.frames_per_write.Observe(
-        static_cast<double>(in_flight_.size() + (control_in_flight_.empty() ? 0 : 1)));
-    for (Packet& p : in_flight_) shard_.pool().Give(std::move(p.payload));
-    in_flight_.clear();
-    control_in_flight_.clear();
-    if (restarting_in_flight) {
-      const CloseReason after = co_await WaitAfterRestarting();
-      co_return after;
-    }
-    if (writes_pong) stalled_reader_.AfterPongWrite(written);
-    if (auto stalled = PollStalledReader()) co_return *stalled;
+    write_in_flight_ = true;
+    shard_.WatchWrite(*this);
+    auto r = co_await stream_->WriteAll(std::span(batch_->iov).subspan(batch_->iov_done));
+    shard_.UnwatchWrite(*this);
+    write_in_flight_ = false;
+    if (r.ec) co_return FailBatch(r.ec);
+    bool stop_writing = false;
+    if (auto reason = FinishBatch(stop_writing)) co_return reason;
+    if (stop_writing) co_return std::nullopt;
   }
 }
 
@@ -559,24 +813,6 @@ bool ClientConn::QueueRestarting(const derp::Restarting& restarting) {
   restarting_queued_ = true;
   Wake();
   return true;
-}
-
-asio::awaitable<CloseReason> ClientConn::WaitAfterRestarting() {
-  restarting_sent_ = true;
-  // A FIN queues behind the data already written, where closing a socket that has unread input
-  // would send a RST and could drop the frame. The read side runs on until the client hangs up
-  // (kPeerClosed, counted as our shutdown) or the shutdown closes what is left.
-  std::error_code ignored;
-  stream_->tcp().shutdown(asio::socket_base::shutdown_send, ignored);
-  for (;;) {
-    wake_.expires_at(Clock::time_point::max());
-    writer_waiting_ = true;
-    co_await wake_.async_wait(net::kAsTuple);
-    writer_waiting_ = false;
-    if (close_reason_) co_return *close_reason_;
-    auto cs = co_await asio::this_coro::cancellation_state;
-    if (cs.cancelled() != asio::cancellation_type::none) co_return CloseReason::kServerShutdown;
-  }
 }
 
 }  // namespace derpkit::relay

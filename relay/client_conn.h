@@ -2,12 +2,24 @@
 //
 //   Serve():  ServerKey was sent by the front door
 //             -> ClientInfo under the handshake deadline -> ServerInfo
-//             -> register (RAII) -> ReadLoop() || WriteLoop() -> one CloseReason -> unregister
+//             -> register (RAII) -> ReadLoop(), with WriteLoop() beside it while there is
+//                something to write -> one CloseReason -> unregister
 //
 // ReadLoop parses frames and hands packets to the shard's router; WriteLoop drains the send
-// queues, control frames and keepalives in batched writes. Enqueue() never blocks: a full queue
-// drops its oldest packet (derper's queue_head), so a client that does not read only loses its
-// own packets.
+// queues, control frames and keepalives in batched writes.
+//
+// Reading: a stream that supports TryRead (TCP, TLS) is read only once it is readable, into the
+// shard's one read buffer, at most kReadChunkSize per turn; the connection keeps only the tail
+// of an unfinished frame. An idle connection therefore holds no read buffer. Other streams
+// (WebSocket) read into a buffer of their own.
+//
+// Back-pressure instead of drops: Enqueue() never blocks. When a receiver has more than a quarter
+// of --send-queue-bytes queued (or in a write), the connection that sent the packet is asked to
+// pause: its ReadLoop stops reading after the current chunk, so TCP slows the sender, until the
+// receiver is below a sixteenth, or kMaxPause has passed. A receiver whose write has been stuck
+// for kStalledWriteAfter (it takes nothing) pauses nobody: its queue runs up to the limit and then
+// drops its oldest packets (derper's queue_head), so a client that does not read only loses its
+// own packets. Disco packets never pause anyone; their queue is --send-queue-depth packets.
 //
 // Thread affinity: everything runs on the owning shard's thread.
 #pragma once
@@ -27,12 +39,20 @@
 #include "lib/derp/protocol.h"
 #include "lib/net/stream.h"
 #include "relay/packet.h"
+#include "relay/packet_queue.h"
 #include "relay/stalled_reader.h"
 #include "relay/stats.h"
+#include "relay/write_batch.h"
 
 namespace derpkit::relay {
 
 class Shard;
+
+// A timer bound to the shard's io_context by its concrete executor type: a fraction of the size
+// of asio::steady_timer (whose any_io_executor is ~50 bytes), and every connection has two.
+using ShardTimer = asio::basic_waitable_timer<std::chrono::steady_clock,
+                                              asio::wait_traits<std::chrono::steady_clock>,
+                                              asio::io_context::executor_type>;
 
 // What the front door learnt before handing the connection over.
 struct ConnStart {
@@ -67,8 +87,12 @@ class ClientConn {
   };
   const Traffic& traffic() const { return traffic_; }
 
-  // Queues a packet for this client (same shard only). Never blocks.
-  void Enqueue(Packet&& packet);
+  // Queues a packet for this client (same shard only). Never blocks; may ask `from` to pause.
+  void Enqueue(Packet&& packet, PacketSource from);
+  // Back-pressure from a receiver: stop reading after the current chunk, until ResumeReading()
+  // or kMaxPause.
+  void PauseReading();
+  void ResumeReading();
   void QueuePeerGone(const derp::PublicKey& peer, derp::PeerGoneReason reason);
   // Tells this watcher (a mesh peer) that a key connected here.
   void QueuePeerPresent(const derp::PeerPresent& present);
@@ -89,19 +113,38 @@ class ClientConn {
   void Close(CloseReason reason);
   // Called by the shard's write watchdog.
   std::chrono::steady_clock::time_point write_started() const { return write_started_; }
+  // Called by the shard's ticker: queues a KeepAlive when one is due (derper: every 60 s).
+  void KeepAliveDue(std::chrono::steady_clock::time_point now);
+  // Called by the shard after a read chunk or a mailbox batch was routed (Shard::FlushWrites):
+  // writes what Wake() queued, at once and without waiting where the stream allows.
+  void FlushNow();
+  bool flush_queued() const { return flush_queued_; }
 
  private:
   asio::awaitable<CloseReason> Handshake();
-  asio::awaitable<CloseReason> EndsConnection(asio::awaitable<CloseReason> loop);
+  // ReadLoop for streams with TryRead (through the shard's buffer), and for the others.
   asio::awaitable<CloseReason> ReadLoop();
-  asio::awaitable<CloseReason> WriteLoop();
+  asio::awaitable<CloseReason> ReadLoopWithOwnBuffer();
+  // Waits while a receiver asked this connection to pause; a reason when the connection ended.
+  asio::awaitable<std::optional<CloseReason>> WaitWhilePaused();
+  // The writer: a coroutine of its own that runs while there is something to write and ends
+  // when idle (nullopt), or with the reason the connection must end. StartWriter() spawns it.
+  asio::awaitable<std::optional<CloseReason>> WriteLoop();
+  void StartWriter();
+  void EndConnection(CloseReason reason);
+  // A batch: everything pending, in batch_ (BuildBatch); written in one go by FlushNow() when the
+  // socket takes it, else finished by the writer; then accounted (FinishBatch, which says when
+  // the connection must end or, after a Restarting frame, that nothing more is written).
+  void BuildBatch();
+  void ConsumeIov(std::size_t n);
+  CloseReason FailBatch(const std::error_code& ec);
+  std::optional<CloseReason> FinishBatch(bool& stop_writing);
   // kWriteTimeout once the client has taken none of our bytes, a Pong among them, for the write
   // timeout (relay/stalled_reader.h).
   std::optional<CloseReason> PollStalledReader();
-  // After the Restarting frame: writes nothing more, waits until the connection is closed.
-  asio::awaitable<CloseReason> WaitAfterRestarting();
-  // Parses the frames buffered so far; returns a reason when the connection must end.
-  std::optional<CloseReason> ProcessFrames();
+  // Parses the whole frames at the front of `data` and counts the bytes it used in `consumed`;
+  // returns a reason when the connection must end.
+  std::optional<CloseReason> ProcessFrames(ByteSpan data, std::size_t& consumed);
   std::optional<CloseReason> HandleFrame(derp::FrameType type, ByteSpan payload);
   std::optional<CloseReason> HandleSendPacket(ByteSpan payload);
   void HandleNotePreferred(bool preferred);
@@ -112,23 +155,12 @@ class ClientConn {
   asio::awaitable<std::error_code> ReadMore(std::size_t need);
   CloseReason Classify(const std::error_code& ec) const;
 
-  // A fixed-depth ring of packets. Its slots are allocated on the first push: most clients'
-  // disco ring, and every idle client's rings, never need them.
-  class PacketRing {
-   public:
-    explicit PacketRing(std::size_t depth) : depth_(depth) {}
-    bool full() const { return size_ == depth_; }
-    bool empty() const { return size_ == 0; }
-    std::size_t size() const { return size_; }
-    void Push(Packet&& p);
-    Packet Pop();
-
-   private:
-    std::size_t depth_;
-    std::vector<Packet> slots_;
-    std::size_t head_ = 0;
-    std::size_t size_ = 0;
-  };
+  // Bytes of other packets queued or in the write now in flight.
+  std::size_t QueuedBytes() const { return data_queue_.bytes() + in_flight_bytes_; }
+  // True when the write in flight has taken nothing for kStalledWriteAfter.
+  bool WriteStalled(std::chrono::steady_clock::time_point now) const;
+  // Lets every paused sender go on reading.
+  void ResumePausedSenders();
 
   Shard& shard_;
   ShardStats& stats_;
@@ -144,26 +176,37 @@ class ClientConn {
   bool preferred_ = false;
   std::chrono::steady_clock::time_point connected_at_;
 
-  // Read side.
+  // Read side. rbuf_ serves the handshake and streams without TryRead; afterwards partial_ holds
+  // the unfinished frame a read ended in (empty most of the time).
   Bytes rbuf_;
   std::size_t rstart_ = 0;
   std::size_t rend_ = 0;
+  Bytes partial_;
   std::uint64_t skip_remaining_ = 0;  // bytes of an unknown frame still to discard
+  bool paused_ = false;               // a receiver asked us to stop reading
+  std::chrono::steady_clock::time_point pause_until_{};
+  ShardTimer resume_;
+  bool reader_waiting_ = false;
+  bool writer_running_ = false;   // WriteLoop's coroutine has not ended yet
+  bool awaiting_writer_ = false;  // Serve() waits on resume_ for it
 
   // Write side.
-  PacketRing disco_queue_;
-  PacketRing data_queue_;
+  PacketQueue disco_queue_;
+  PacketQueue data_queue_;
+  std::size_t in_flight_bytes_ = 0;
+  bool write_in_flight_ = false;
+  std::vector<PacketSource> paused_senders_;  // senders this receiver asked to pause
   Bytes control_;  // whole frames (PeerGone, Pong, KeepAlive) waiting to be written
   std::optional<derp::PingData> pending_pong_;
   StalledReaderCheck stalled_reader_;  // a Pong the client has not taken yet
-  asio::steady_timer wake_;
+  ShardTimer wake_;
   bool writer_waiting_ = false;
+  bool loops_started_ = false;  // after the handshake; Wake() starts the writer from then on
   std::chrono::steady_clock::time_point next_keepalive_;
+  std::chrono::steady_clock::duration keepalive_interval_{};
   std::chrono::steady_clock::time_point write_started_{};
-  std::vector<std::array<std::byte, derp::kFrameHeaderSize + derp::kKeySize>> headers_;
-  std::vector<Packet> in_flight_;
-  std::vector<asio::const_buffer> iov_;
-  Bytes control_in_flight_;
+  std::unique_ptr<WriteBatch> batch_;  // from the shard's pool while a batch is being written
+  bool flush_queued_ = false;          // in the shard's list for FlushNow()
 
   // Duplicate-key state, pushed by the Registry.
   bool dup_ = false;

@@ -92,6 +92,9 @@ Expected<void, std::string> RelayConfig::Validate() {
       return Err{"--proxy-protocol " + l + ": listeners are main, http and debug"};
     }
   }
+  if (send_queue_bytes < 64 * 1024 || send_queue_bytes > (std::int64_t{1} << 30)) {
+    return Err{"--send-queue-bytes must be 65536..1073741824"};
+  }
   if (send_queue_depth < 1 || send_queue_depth > 65536) {
     return Err{"--send-queue-depth must be 1..65536"};
   }

@@ -61,8 +61,12 @@ struct RelayConfig {
   std::chrono::milliseconds handshake_timeout{10000};
   // Event loops, one per core by default (0 = all cores).
   int workers = 0;
-  // Per-client send queue depth, separately for disco and other packets (derper: 32).
+  // Per-client queue of disco packets, in packets (derper: 32 for every packet).
   int send_queue_depth = 32;
+  // Per-client queue of other packets, in payload bytes. Senders to a client with more than a
+  // quarter of this queued stop being read until it is below a sixteenth (back-pressure); only
+  // a client that takes nothing for kStalledWriteAfter loses its oldest packets past the limit.
+  std::int64_t send_queue_bytes = 512 * 1024;
   // --mesh-with: the other relays of this region ("host", "host:port", "host/dialhost" or a
   // URL). This relay's own name may be listed; a link that reaches this relay is dropped.
   std::vector<std::string> mesh_with;

@@ -12,9 +12,11 @@
 #include "lib/http/head.h"
 #include "lib/http/proxy_protocol.h"
 #include "lib/http/websocket.h"
+#include "lib/net/direct_tls_stream.h"
 #include "lib/net/log.h"
 #include "lib/net/socket_options.h"
 #include "lib/net/stream.h"
+#include "lib/net/tls13_stream.h"
 #include "lib/net/ws_stream.h"
 #include "lib/util/netaddr.h"
 #include "relay/acme_challenges.h"
@@ -150,7 +152,9 @@ asio::awaitable<bool> FrontConnection::Write(const std::string& bytes) {
 }
 
 asio::awaitable<std::optional<CloseReason>> FrontConnection::ReadHead(http::RequestHead& head) {
-  std::array<std::byte, 4096> chunk;
+  // Reads go straight into buf_, a little at a time: a DERP upgrade's head is a few hundred
+  // bytes, and thousands of connections may be in this state at once (no 4 KiB frame buffer).
+  constexpr std::size_t kReadStep = 1024;
   for (;;) {
     if (!buf_.empty()) {
       auto parsed = http::ParseRequestHead(buf_);
@@ -172,12 +176,14 @@ asio::awaitable<std::optional<CloseReason>> FrontConnection::ReadHead(http::Requ
         co_return too_large ? CloseReason::kHeadTooLarge : CloseReason::kBadHttp;
       }
     }
-    auto r = co_await stream_->ReadSome(chunk);
+    const std::size_t had = buf_.size();
+    buf_.resize(had + kReadStep);
+    auto r = co_await stream_->ReadSome(std::span(buf_).subspan(had));
+    buf_.resize(had + (r.ec ? 0 : r.bytes));
     if (r.ec) {
       if (deadline_.fired()) co_return CloseReason::kHandshakeTimeout;
       co_return buf_.empty() ? CloseReason::kHttpDone : CloseReason::kPeerClosed;
     }
-    buf_.insert(buf_.end(), chunk.begin(), chunk.begin() + static_cast<long>(r.bytes));
   }
 }
 
@@ -202,8 +208,8 @@ asio::awaitable<void> FrontConnection::Run() {
       remote_ = netaddr::JoinHostPort(peer_ip_.ToString(), peer_port_);
     }
   }
-  if (auto* tls = dynamic_cast<net::TlsStream*>(stream_.get())) {
-    auto [ec] = co_await tls->ssl().async_handshake(asio::ssl::stream_base::server, net::kAsTuple);
+  if (auto* tls = dynamic_cast<net::DirectTlsStream*>(stream_.get())) {
+    const std::error_code ec = co_await tls->Handshake();
     if (ec) {
       if (!deadline_.fired()) {
         LOG_DEBUG("%s: TLS handshake failed: %s", remote_.c_str(), ec.message().c_str());
@@ -212,8 +218,14 @@ asio::awaitable<void> FrontConnection::Run() {
       co_return co_await Finish(deadline_.fired() ? CloseReason::kHandshakeTimeout
                                                   : CloseReason::kTlsError);
     }
-    const bool tls13 = SSL_version(tls->ssl().native_handle()) == TLS1_3_VERSION;
+    const bool tls13 = SSL_version(tls->native_handle()) == TLS1_3_VERSION;
     shard_.stats().tls_versions[tls13 ? 1 : 0].Add();
+    // TLS 1.3 with a known suite: our own record layer from here, and the ~14 KB SSL is freed.
+    // Otherwise (TLS 1.2, ...) the connection stays on the DirectTlsStream.
+    if (auto handover = tls->TakeTls13()) {
+      stream_ = std::make_unique<net::Tls13Stream>(std::move(handover->socket), handover->read,
+                                                   handover->write);
+    }
   }
 
   RouteContext ctx;
@@ -326,12 +338,22 @@ asio::awaitable<void> FrontConnection::Upgrade(const RouteResult& result) {
   start.not_ideal = upgrade.not_ideal;
   start.read_ahead = std::move(buf_);
   deadline_.Disarm();
-  ClientConn conn(shard_, std::move(stream_), std::move(start));
-  const CloseReason reason = co_await conn.Serve();
-  if (reason != CloseReason::kPeerClosed && reason != CloseReason::kServerShutdown) {
-    LOG_DEBUG("%s: DERP connection closed: %s", remote_.c_str(),
-              std::string(kCloseReasonLabel[static_cast<int>(reason)]).c_str());
-  }
+  // The DERP connection outlives the front door: it runs as its own coroutine, which owns it,
+  // and the front's coroutine frames (request head, response strings, this object) are freed
+  // now rather than held for the connection's life (most of an idle connection's memory).
+  auto conn = std::make_unique<ClientConn>(shard_, std::move(stream_), std::move(start));
+  ClientConn& serving = *conn;
+  asio::co_spawn(
+      shard_.io(), serving.Serve(),
+      [owned = std::move(conn)](std::exception_ptr e, CloseReason reason) {
+        if (e) {
+          LOG_ERROR("%s: internal error in a DERP connection", owned->remote().c_str());
+        } else if (reason != CloseReason::kPeerClosed && reason != CloseReason::kServerShutdown) {
+          LOG_DEBUG("%s: DERP connection closed: %s", owned->remote().c_str(),
+                    std::string(kCloseReasonLabel[static_cast<int>(reason)]).c_str());
+        }
+      });
+  co_return;
 }
 
 }  // namespace
@@ -348,12 +370,14 @@ asio::awaitable<void> ServeConnection(Shard& shard, asio::ip::tcp::socket socket
                        net::TcpOptions{config.tcp_keepalive_time, config.tcp_user_timeout, true});
   std::unique_ptr<net::Stream> stream;
   // The others are plain. A copy: a certificate reload may publish a new context at any moment;
-  // the SSL made from this one holds a reference to it for the connection's lifetime.
+  // SSL_new takes its own reference on this one's SSL_CTX, which then lives (certificate,
+  // callbacks and their state) for as long as the connection does.
   std::shared_ptr<asio::ssl::context> tls_context;
   if (kind == ListenerKind::kMain) tls_context = server.tls_context();
   if (tls_context != nullptr) {
-    stream = std::make_unique<net::TlsStream>(
-        std::make_unique<net::TlsStream::SslStream>(std::move(socket), *tls_context));
+    stream = std::make_unique<net::DirectTlsStream>(std::move(socket), tls_context->native_handle(),
+                                                    net::DirectTlsStream::Role::kServer);
+    tls_context.reset();
   } else {
     stream = std::make_unique<net::TcpStream>(std::move(socket));
   }

@@ -132,8 +132,11 @@ int main(int argc, char** argv) {
                  "Event loops (threads), each owning its share of the connections; 0 means one "
                  "per core.");
   app.add_option("--send-queue-depth", config.send_queue_depth,
-                 "Packets queued per client (disco and other packets each) before the oldest is "
-                 "dropped.");
+                 "Disco packets queued per client before the oldest is dropped.");
+  app.add_option("--send-queue-bytes", config.send_queue_bytes,
+                 "Payload bytes of other packets queued per client. Senders to a client with a "
+                 "quarter of this queued are not read until it drains (back-pressure); past "
+                 "the limit a client that takes nothing loses its oldest packets.");
   std::string mesh_with;
   app.add_option("--mesh-with", mesh_with,
                  "Comma-separated list of the other relays of this region to mesh with: host, "

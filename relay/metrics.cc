@@ -298,6 +298,10 @@ void AddPacketFamilies(Families& out, const StatsSnapshot& s) {
               "Writes to clients that did not finish within --tcp-write-timeout, and Pongs the "
               "client took no byte of for as long.",
               D(s.write_timeouts));
+  out.Counter("derp_sender_pauses_total",
+              "Times the relay stopped reading a sender because a receiver it sends to had more "
+              "than a quarter of --send-queue-bytes queued (back-pressure instead of drops).",
+              D(s.sender_pauses));
   out.Histogram("derp_queue_duration_seconds",
                 "How long delivered packets waited in their client's send queue.",
                 s.queue_delay_seconds);

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "lib/derp/keys.h"
@@ -24,11 +25,18 @@ struct Packet {
   Packet& operator=(const Packet&) = delete;
 };
 
+// The connection a packet was read from, so that a congested receiver can ask it to pause.
+struct PacketSource {
+  int shard = -1;
+  std::uint64_t conn_id = 0;  // 0: nobody to pause (mesh links, tests)
+};
+
 // A packet addressed to a key, crossing from one shard to another.
 struct Delivery {
   derp::PublicKey dst;
   std::uint64_t dst_id = 0;  // connection id, or mesh link id when `mesh`
   bool mesh = false;
+  PacketSource from;
   Packet packet;
 };
 

@@ -99,9 +99,9 @@ void Server::Start() {
     sc.listen_host = config_.listen_host;
     sc.port = static_cast<std::uint16_t>(config_.stun_port);
     sc.strict = config_.stun_strict;
-    stun_ = std::make_unique<StunServer>(stun_io_, sc, stun_stats_);
+    sc.threads = config_.workers;
+    stun_ = std::make_unique<StunServer>(sc, stun_stats_);
     stun_->Start();
-    stun_thread_ = std::thread([this] { stun_io_.run(); });
   }
   if (!config_.debug_addr.empty()) {
     debug_acceptor_ = Bind(config_.debug_listen_host, config_.debug_listen_port);
@@ -196,12 +196,7 @@ void Server::Stop() {
   admission_->Stop();
   for (auto& s : shards_) s->StopAndJoin();
   bootstrap_dns_.Stop();
-  if (stun_) {
-    // Once its loop has stopped for good, nothing else touches the responder.
-    stun_io_.stop();
-    if (stun_thread_.joinable()) stun_thread_.join();
-    stun_->Stop();
-  }
+  if (stun_) stun_->Stop();  // joins its threads
 }
 
 StatsSnapshot Server::Snapshot() const {
@@ -241,6 +236,7 @@ StatsSnapshot Server::Snapshot() const {
     out.peer_gone_not_here_frames += st.peer_gone_not_here_frames.value();
     out.unknown_frames += st.unknown_frames.value();
     out.write_timeouts += st.write_timeouts.value();
+    out.sender_pauses += st.sender_pauses.value();
     out.keepalives_sent += st.keepalives_sent.value();
     out.cross_shard_packets += st.cross_shard_packets.value();
     out.packets_forwarded_in += st.packets_forwarded_in.value();

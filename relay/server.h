@@ -96,6 +96,7 @@ struct StatsSnapshot {
   std::uint64_t peer_gone_not_here_frames = 0;
   std::uint64_t unknown_frames = 0;
   std::uint64_t write_timeouts = 0;
+  std::uint64_t sender_pauses = 0;
   std::uint64_t keepalives_sent = 0;
   std::uint64_t cross_shard_packets = 0;
   std::uint64_t accept_errors = 0;
@@ -224,11 +225,10 @@ class Server final : public RegistryListener {
   std::uint16_t http_port_ = 0;
   std::size_t next_shard_ = 0;
 
-  // STUN runs on its own loop and thread: its batched socket never waits behind DERP traffic.
-  asio::io_context stun_io_{1};
-  std::unique_ptr<StunServer> stun_;
+  // STUN answers on its own threads, up to one per --workers (relay/stun_server.h says why not on
+  // the shards' loops, and when threads after the first join in). The stats outlive it.
   StunStats stun_stats_;
-  std::thread stun_thread_;
+  std::unique_ptr<StunServer> stun_;
   // Declared last, so destroyed first: its workers post to the shards' loops until then.
   std::unique_ptr<Admission> admission_;
 };

@@ -1,5 +1,6 @@
 #include "relay/shard.h"
 
+#include <algorithm>
 #include <asio/experimental/as_tuple.hpp>
 
 #include "lib/net/log.h"
@@ -18,12 +19,15 @@ Shard::Shard(int index, Server& server)
       server_(server),
       work_(std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
           io_.get_executor())),
-      outbox_(static_cast<std::size_t>(server.shard_count())) {}
+      read_buffer_(kShardReadBufferSize),
+      outbox_(static_cast<std::size_t>(server.shard_count())),
+      outbox_bytes_(static_cast<std::size_t>(server.shard_count())) {}
 
 Shard::~Shard() { StopAndJoin(); }
 
 void Shard::StartThread() {
   asio::co_spawn(io_, WriteWatchdog(), asio::detached);
+  asio::co_spawn(io_, KeepAliveTicker(), asio::detached);
   thread_ = std::thread([this] {
     for (;;) {
       try {
@@ -48,6 +52,28 @@ void Shard::Attach(ClientConn& conn) { conns_[conn.id()] = &conn; }
 void Shard::Detach(ClientConn& conn) {
   conns_.erase(conn.id());
   writing_.erase(&conn);
+  if (conn.flush_queued()) std::erase(to_flush_, &conn);
+}
+
+void Shard::QueueFlush(ClientConn& conn) {
+  to_flush_.push_back(&conn);
+  if (!flush_posted_) {
+    flush_posted_ = true;
+    asio::post(io_, [this] {
+      flush_posted_ = false;
+      FlushWrites();
+    });
+  }
+}
+
+void Shard::FlushWrites() {
+  // FlushNow() may queue again (a write that ends a connection wakes nobody, but stay safe):
+  // work on a swapped list.
+  while (!to_flush_.empty()) {
+    flushing_.swap(to_flush_);
+    for (ClientConn* conn : flushing_) conn->FlushNow();
+    flushing_.clear();
+  }
 }
 
 void Shard::AttachLink(MeshLink& link) { links_[link.id()] = &link; }
@@ -76,7 +102,7 @@ void Shard::RoutePacket(const derp::PublicKey& dst, Packet&& packet, ClientConn&
     pool_.Give(std::move(packet.payload));
     return;
   }
-  Deliver(dst, it->second, std::move(packet));
+  Deliver(dst, it->second, std::move(packet), PacketSource{index_, from.id()});
 }
 
 void Shard::RouteForwarded(const derp::PublicKey& dst, Packet&& packet, ClientConn& from_mesh) {
@@ -89,20 +115,23 @@ void Shard::RouteForwarded(const derp::PublicKey& dst, Packet&& packet, ClientCo
     pool_.Give(std::move(packet.payload));
     return;
   }
-  Deliver(dst, it->second, std::move(packet));
+  Deliver(dst, it->second, std::move(packet), PacketSource{index_, from_mesh.id()});
 }
 
-void Shard::Deliver(const derp::PublicKey& dst, ConnRoute route, Packet&& packet) {
+void Shard::Deliver(const derp::PublicKey& dst, ConnRoute route, Packet&& packet,
+                    PacketSource from) {
   if (route.shard == index_) {
-    DeliverLocal(dst, route, std::move(packet));
+    DeliverLocal(dst, route, std::move(packet), from);
     return;
   }
   auto& box = outbox_[static_cast<std::size_t>(route.shard)];
   if (box.empty()) outbox_dirty_.push_back(route.shard);
-  box.push_back(Delivery{dst, route.id, route.mesh, std::move(packet)});
+  outbox_bytes_[static_cast<std::size_t>(route.shard)] += packet.payload.size();
+  box.push_back(Delivery{dst, route.id, route.mesh, from, std::move(packet)});
 }
 
-void Shard::DeliverLocal(const derp::PublicKey& dst, ConnRoute route, Packet&& packet) {
+void Shard::DeliverLocal(const derp::PublicKey& dst, ConnRoute route, Packet&& packet,
+                         PacketSource from) {
   if (route.mesh) {
     auto it = links_.find(route.id);
     if (it != links_.end()) {
@@ -111,7 +140,7 @@ void Shard::DeliverLocal(const derp::PublicKey& dst, ConnRoute route, Packet&& p
     }
   } else if (ClientConn* conn = Find(route.id)) {
     NoteReceivedFrom(*conn, packet.src);
-    conn->Enqueue(std::move(packet));
+    conn->Enqueue(std::move(packet), from);
     return;
   }
   // The connection or link went away between the route lookup and now (another shard's view
@@ -121,18 +150,69 @@ void Shard::DeliverLocal(const derp::PublicKey& dst, ConnRoute route, Packet&& p
   pool_.Give(std::move(packet.payload));
 }
 
-void Shard::FlushOutbox() {
-  for (int dst : outbox_dirty_) {
-    auto& box = outbox_[static_cast<std::size_t>(dst)];
-    stats_.cross_shard_packets.Add(box.size());
-    server_.shard(dst).PostDeliveries(std::move(box));
-    box.clear();
+void Shard::PauseSender(PacketSource who) {
+  if (who.shard == index_) {
+    if (ClientConn* conn = Find(who.conn_id)) conn->PauseReading();
+    return;
   }
-  outbox_dirty_.clear();
+  Shard& there = server_.shard(who.shard);
+  asio::post(there.io(), [&there, id = who.conn_id] {
+    if (ClientConn* conn = there.Find(id)) conn->PauseReading();
+  });
 }
 
-void Shard::PostDeliveries(std::vector<Delivery>&& batch) {
+void Shard::ResumeSender(PacketSource who) {
+  if (who.shard == index_) {
+    if (ClientConn* conn = Find(who.conn_id)) conn->ResumeReading();
+    return;
+  }
+  Shard& there = server_.shard(who.shard);
+  asio::post(there.io(), [&there, id = who.conn_id] {
+    if (ClientConn* conn = there.Find(id)) conn->ResumeReading();
+  });
+}
+
+void Shard::FlushOutbox(PacketSource reader) {
+  if (outbox_dirty_.empty()) return;
+  if (reader.conn_id != 0 &&
+      std::find_if(outbox_readers_.begin(), outbox_readers_.end(), [&](const PacketSource& r) {
+        return r.conn_id == reader.conn_id;
+      }) == outbox_readers_.end()) {
+    outbox_readers_.push_back(reader);
+  }
+  // Posted to the end of this loop's ready work: the chunks of every sender that was readable
+  // at the same time cross in one batch, one lock and at most one wake-up of the other thread
+  // (a wake-up is the dearest part of a crossing, an IPI on a VM).
+  if (!outbox_flush_posted_) {
+    outbox_flush_posted_ = true;
+    asio::post(io_, [this] {
+      outbox_flush_posted_ = false;
+      PostOutbox();
+    });
+  }
+}
+
+void Shard::PostOutbox() {
+  bool behind = false;
+  for (int dst : outbox_dirty_) {
+    const auto i = static_cast<std::size_t>(dst);
+    stats_.cross_shard_packets.Add(outbox_[i].size());
+    behind |=
+        server_.shard(dst).PostDeliveries(std::move(outbox_[i]), outbox_bytes_[i], outbox_readers_);
+    outbox_[i].clear();
+    outbox_bytes_[i] = 0;
+  }
+  outbox_dirty_.clear();
+  if (behind) {
+    for (const PacketSource& reader : outbox_readers_) PauseSender(reader);
+  }
+  outbox_readers_.clear();
+}
+
+bool Shard::PostDeliveries(std::vector<Delivery>&& batch, std::size_t bytes,
+                           std::span<const PacketSource> readers) {
   bool schedule = false;
+  bool behind = false;
   {
     std::lock_guard lock(inbox_mu_);
     if (inbox_.empty()) {
@@ -140,24 +220,36 @@ void Shard::PostDeliveries(std::vector<Delivery>&& batch) {
     } else {
       for (auto& d : batch) inbox_.push_back(std::move(d));
     }
+    inbox_bytes_ += bytes;
+    if (inbox_bytes_ > kInboxHighBytes && !readers.empty()) {
+      behind = true;
+      inbox_waiters_.insert(inbox_waiters_.end(), readers.begin(), readers.end());
+    }
     if (!inbox_scheduled_) {
       inbox_scheduled_ = true;
       schedule = true;
     }
   }
   if (schedule) asio::post(io_, [this] { DrainInbox(); });
+  return behind;
 }
 
 void Shard::DrainInbox() {
   {
     std::lock_guard lock(inbox_mu_);
     draining_.swap(inbox_);
+    inbox_bytes_ = 0;
+    resuming_.swap(inbox_waiters_);
     inbox_scheduled_ = false;
   }
   for (auto& d : draining_) {
-    DeliverLocal(d.dst, ConnRoute{index_, d.dst_id, d.mesh}, std::move(d.packet));
+    DeliverLocal(d.dst, ConnRoute{index_, d.dst_id, d.mesh}, std::move(d.packet), d.from);
   }
   draining_.clear();
+  FlushWrites();
+  // The inbox is empty again: whoever paused for it reads on (each on its own shard).
+  for (const PacketSource& who : resuming_) ResumeSender(who);
+  resuming_.clear();
 }
 
 void Shard::NoteReceivedFrom(ClientConn& dst, const derp::PublicKey& src) {
@@ -208,12 +300,31 @@ asio::awaitable<void> Shard::WriteWatchdog() {
   }
 }
 
+asio::awaitable<void> Shard::KeepAliveTicker() {
+  // A quarter of the interval (at most 1 s, at least 10 ms): a KeepAlive leaves at most that
+  // late, which derper's clients (timeout: 2 minutes) never notice.
+  const auto interval =
+      std::chrono::duration_cast<std::chrono::milliseconds>(server_.config().keepalive_interval);
+  const auto tick =
+      std::clamp(interval / 4, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+  keepalive_timer_ = std::make_unique<asio::steady_timer>(io_);
+  for (;;) {
+    keepalive_timer_->expires_after(tick);
+    auto [ec] = co_await keepalive_timer_->async_wait(net::kAsTuple);
+    if (ec) co_return;
+    const auto now = std::chrono::steady_clock::now();
+    // KeepAliveDue only queues and posts a writer's start: conns_ does not change under us.
+    for (const auto& [id, conn] : conns_) conn->KeepAliveDue(now);
+  }
+}
+
 void Shard::CloseAll() {
   std::vector<ClientConn*> all;
   all.reserve(conns_.size());
   for (auto& [id, conn] : conns_) all.push_back(conn);
   for (ClientConn* conn : all) conn->Close(CloseReason::kServerShutdown);
   if (watchdog_timer_) watchdog_timer_->cancel();
+  if (keepalive_timer_) keepalive_timer_->cancel();
 }
 
 }  // namespace derpkit::relay

@@ -10,18 +10,34 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
 #include "lib/derp/keys.h"
+#include "lib/derp/protocol.h"
 #include "relay/config.h"
 #include "relay/packet.h"
 #include "relay/registry.h"
 #include "relay/stats.h"
+#include "relay/write_batch.h"
 
 namespace derpkit::relay {
+
+// At most this much is read from one connection per turn: large enough that a busy sender costs
+// few syscalls per packet, small enough that one sender cannot hog the shard.
+inline constexpr std::size_t kReadChunkSize = 64 * 1024;
+// Payload bytes posted to a shard and not yet delivered above which senders on other shards
+// pause (back-pressure across shards: a shard that is behind must not collect an unbounded
+// inbox, which it would then push into receivers' queues all at once).
+inline constexpr std::size_t kInboxHighBytes = 256 * 1024;
+// The largest frame the relay holds whole (a ForwardPacket) can be unfinished when a read ends;
+// the next read goes after it.
+inline constexpr std::size_t kShardReadBufferSize =
+    kReadChunkSize + derp::kFrameHeaderSize +
+    derp::MaxServerPayloadSize(derp::FrameType::kForwardPacket, 0);
 
 class ClientConn;
 class MeshLink;
@@ -39,6 +55,11 @@ class Shard {
   ShardStats& stats() { return stats_; }
   const ShardStats& stats() const { return stats_; }
   BufferPool& pool() { return pool_; }
+  WriteBatchPool& batches() { return batches_; }
+  // One read buffer for every connection of the shard (kShardReadBufferSize): a connection reads
+  // into it only when its socket is readable and keeps just the tail of an unfinished frame, so
+  // an idle connection holds no read buffer. Valid until the caller next suspends.
+  std::span<std::byte> read_buffer() { return read_buffer_; }
   Server& server() { return server_; }
 
   void StartThread();
@@ -65,10 +86,25 @@ class Shard {
   void RoutePacket(const derp::PublicKey& dst, Packet&& packet, ClientConn& from);
   // Delivers a packet a mesh peer forwarded to us: only to a local client, never onwards.
   void RouteForwarded(const derp::PublicKey& dst, Packet&& packet, ClientConn& from_mesh);
-  // Posts the packets gathered for other shards, one lock and one wake-up per shard.
-  void FlushOutbox();
-  // Called from another shard's thread with packets for connections on this shard.
-  void PostDeliveries(std::vector<Delivery>&& batch);
+  // Writes right after routing: ClientConn::Wake() queues a connection here, and the reader that
+  // routed a chunk (or the mailbox drain) calls FlushWrites() when done, so that one chunk's
+  // packets for a receiver leave in one write, without a trip through the event loop. A post
+  // covers wake-ups from anywhere else (keepalives, PeerGone, route changes).
+  void QueueFlush(ClientConn& conn);
+  void FlushWrites();
+  // Back-pressure (relay/client_conn.h): stops or resumes reading the connection `who`, on this
+  // shard or another (posted there).
+  void PauseSender(PacketSource who);
+  void ResumeSender(PacketSource who);
+  // Posts the packets gathered for other shards, one lock and one wake-up per shard, once the
+  // loop's ready work is done. When a destination shard has more than kInboxHighBytes posted
+  // and not yet delivered (it is behind: a busy or descheduled thread), the readers that filled
+  // the outboxes (`reader` among them) are asked to pause until that shard has caught up.
+  void FlushOutbox(PacketSource reader = {});
+  // Called from another shard's thread with packets for connections on this shard. Returns
+  // true when the inbox is over kInboxHighBytes; `reader` is then resumed once it is drained.
+  bool PostDeliveries(std::vector<Delivery>&& batch, std::size_t bytes,
+                      std::span<const PacketSource> readers);
 
   // Records that `dst` received a packet from `src`, so that dst hears PeerGone when src leaves.
   void NoteReceivedFrom(ClientConn& dst, const derp::PublicKey& src);
@@ -85,9 +121,14 @@ class Shard {
 
  private:
   asio::awaitable<void> WriteWatchdog();
+  // Queues KeepAlives that are due: one sweep over the shard's connections per tick, instead of
+  // a suspended writer with a timer per idle connection.
+  asio::awaitable<void> KeepAliveTicker();
   void DrainInbox();
-  void Deliver(const derp::PublicKey& dst, ConnRoute route, Packet&& packet);
-  void DeliverLocal(const derp::PublicKey& dst, ConnRoute route, Packet&& packet);
+  void PostOutbox();
+  void Deliver(const derp::PublicKey& dst, ConnRoute route, Packet&& packet, PacketSource from);
+  void DeliverLocal(const derp::PublicKey& dst, ConnRoute route, Packet&& packet,
+                    PacketSource from);
 
   const int index_;
   Server& server_;
@@ -96,21 +137,33 @@ class Shard {
   std::thread thread_;
   ShardStats stats_;
   BufferPool pool_;
+  WriteBatchPool batches_;
+  Bytes read_buffer_;
 
   std::unordered_map<std::uint64_t, ClientConn*> conns_;
   std::unordered_map<std::uint64_t, MeshLink*> links_;
   std::unordered_map<derp::PublicKey, ConnRoute, derp::PublicKeyHash> routes_;
   std::unordered_map<derp::PublicKey, std::vector<std::uint64_t>, derp::PublicKeyHash> receivers_;
   std::unordered_set<ClientConn*> writing_;
+  std::vector<ClientConn*> to_flush_;
+  std::vector<ClientConn*> flushing_;
+  bool flush_posted_ = false;
   std::unique_ptr<asio::steady_timer> watchdog_timer_;
+  std::unique_ptr<asio::steady_timer> keepalive_timer_;
 
   std::vector<std::vector<Delivery>> outbox_;  // indexed by destination shard
+  std::vector<std::size_t> outbox_bytes_;      // payload bytes in each outbox
   std::vector<int> outbox_dirty_;
+  std::vector<PacketSource> outbox_readers_;  // who filled the outboxes since the last post
+  bool outbox_flush_posted_ = false;
 
   std::mutex inbox_mu_;
-  std::vector<Delivery> inbox_;     // guarded by inbox_mu_
-  bool inbox_scheduled_ = false;    // guarded by inbox_mu_
-  std::vector<Delivery> draining_;  // shard thread only; keeps capacity between drains
+  std::vector<Delivery> inbox_;              // guarded by inbox_mu_
+  std::size_t inbox_bytes_ = 0;              // guarded by inbox_mu_
+  std::vector<PacketSource> inbox_waiters_;  // guarded by inbox_mu_: readers to resume
+  bool inbox_scheduled_ = false;             // guarded by inbox_mu_
+  std::vector<PacketSource> resuming_;       // shard thread only
+  std::vector<Delivery> draining_;           // shard thread only; keeps capacity between drains
 };
 
 }  // namespace derpkit::relay

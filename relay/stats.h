@@ -157,6 +157,8 @@ struct ShardStats {
   ShardCounter peer_gone_not_here_frames;
   ShardCounter unknown_frames;
   ShardCounter write_timeouts;
+  // Times a sender stopped being read because a receiver's queue was over its high mark.
+  ShardCounter sender_pauses;
   ShardCounter keepalives_sent;
   ShardCounter cross_shard_packets;
   ShardCounter packets_forwarded_in;   // ForwardPacket frames from mesh peers

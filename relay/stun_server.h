@@ -1,21 +1,31 @@
-// The relay's STUN responder: one UDP socket that answers RFC 5389 Binding Requests with the
-// sender's address (derp-protocol.md §11). Stateless; the codec lives in lib/stun.
+// The relay's STUN responder: answers RFC 5389 Binding Requests with the sender's address
+// (derp-protocol.md §11) on one UDP socket. Stateless; the codec lives in lib/stun, the socket is
+// opened by relay/stun_sockets.h, the counters live in relay/stun_stats.h.
+//
+// Threading: the responder owns its threads (not the shards': a STUN flood then never delays
+// DERP frames on a shard's loop). The first always waits in a blocking recvmmsg; with no event
+// loop the socket has no epoll entry, which every datagram sent or received would otherwise
+// wake. Each further thread (up to --workers) is called in only when the one before it reads
+// full batches and still falls behind (the kernel drops requests, or the queue is half full),
+// and parks again when a batch comes back short. A load one thread carries therefore costs what
+// it costs with one thread: one SO_REUSEPORT socket per thread was measured here and spread such
+// a load over threads that each woke for a third of the datagrams, tripling the system calls per
+// answer.
 #pragma once
 
-#include <sys/socket.h>
-
-#include <array>
-#include <asio/io_context.hpp>
-#include <asio/ip/udp.hpp>
-#include <asio/steady_timer.hpp>
 #include <atomic>
-#include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <span>
+#include <mutex>
+#include <semaphore>
 #include <string>
-#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "relay/stun_sockets.h"
+#include "relay/stun_stats.h"
 
 namespace derpkit::relay {
 
@@ -28,110 +38,91 @@ struct StunServerConfig {
   // and a valid FINGERPRINT). false: answer any valid Binding Request, so generic STUN tools
   // (coturn's turnutils_stunclient, browsers) work too.
   bool strict = false;
+  // Threads that may answer (the relay passes --workers); see the threading note above.
+  int threads = 1;
 };
 
-// What happened to one received datagram; derper's stun_requests{disposition} label values.
-enum class StunDisposition : std::uint8_t { kSuccess, kNotStun, kWriteError, kReadError };
-inline constexpr std::size_t kStunDispositionCount = 4;
-inline constexpr std::array<std::string_view, kStunDispositionCount> kStunDispositionLabel = {
-    "success", "not_stun", "write_error", "read_error"};
-
-// The family of an answered client, after unmapping ::ffff:a.b.c.d; derper's
-// stun_addrfamily{family} label values. (derper itself counts mapped IPv4 clients of its
-// dual-stack socket as ipv6; we count what the client is.)
-enum class StunAddrFamily : std::uint8_t { kIpv4, kIpv6 };
-inline constexpr std::size_t kStunAddrFamilyCount = 2;
-inline constexpr std::array<std::string_view, kStunAddrFamilyCount> kStunAddrFamilyLabel = {"ipv4",
-                                                                                            "ipv6"};
-
-// Upper bounds in seconds of the responder-latency histogram: the time from recvmmsg returning a
-// batch to the sendmmsg that sent a reply returning, per reply.
-inline constexpr std::array<double, 12> kStunResponseBounds = {
-    0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.1};
-
-struct StunStatsSnapshot {
-  std::array<std::uint64_t, kStunDispositionCount> requests{};
-  std::array<std::uint64_t, kStunAddrFamilyCount> addr_family{};
-  // Replies per latency bucket (not cumulative; the last is +Inf), and the sum of their latencies.
-  std::array<std::uint64_t, kStunResponseBounds.size() + 1> response_buckets{};
-  double response_seconds_sum = 0;
-
-  std::uint64_t Requests(StunDisposition d) const { return requests[static_cast<std::size_t>(d)]; }
-  std::uint64_t AddrFamily(StunAddrFamily f) const {
-    return addr_family[static_cast<std::size_t>(f)];
-  }
-};
-
-// Counters of one StunServer. Written by the server's thread only; read from any thread
-// (relaxed atomics: each counter is exact, a Snapshot is not one consistent cut).
-class StunStats {
- public:
-  void Record(StunDisposition d, std::uint64_t n = 1) {
-    requests_[static_cast<std::size_t>(d)].fetch_add(n, std::memory_order_relaxed);
-  }
-  void RecordAddrFamily(StunAddrFamily f) {
-    addr_family_[static_cast<std::size_t>(f)].fetch_add(1, std::memory_order_relaxed);
-  }
-  // Records `n` replies sent `latency` after their batch was read. The one writer's relaxed
-  // load+store, not a locked add: this runs once per sendmmsg.
-  void ObserveResponses(std::chrono::nanoseconds latency, std::uint64_t n);
-  StunStatsSnapshot Snapshot() const;
-
- private:
-  std::array<std::atomic<std::uint64_t>, kStunDispositionCount> requests_{};
-  std::array<std::atomic<std::uint64_t>, kStunAddrFamilyCount> addr_family_{};
-  std::array<std::atomic<std::uint64_t>, kStunResponseBounds.size() + 1> response_buckets_{};
-  std::atomic<std::uint64_t> response_nanoseconds_sum_{0};
-};
-
-// Answers Binding Requests on one UDP socket. Owns the socket; borrows `io` and `stats`, which
-// must outlive it.
+// Answers Binding Requests. Owns its socket and threads; borrows `stats`, which must outlive it.
 //
-// Threading: the constructor may run on any thread; Start(), Stop() and all I/O run on the thread
-// running `io` (call Stop() from elsewhere through asio::post). Destroy the server only when no
-// handler of it can run any more: after Stop() and the io_context has drained, or after the
-// io_context has stopped for good.
+// The constructor, Start() and Stop() may run on any thread except the responder's own.
 //
-// Hot path: readiness via async_wait, then recvmmsg/sendmmsg in batches on the non-blocking
-// socket; responses are written over the request bytes in preallocated buffers, so nothing is
-// allocated per datagram. Requests up to a full datagram (64 KiB) are answered: small ones stay
-// in small slots, longer ones continue into a lazily mapped per-server overflow arena.
+// Hot path, per thread: recvmmsg of up to a batch, the replies written over the requests in
+// preallocated buffers, one sendmmsg; nothing is allocated per datagram, and the counters and the
+// latency clock are touched once per batch. Requests up to a full datagram (64 KiB) are
+// answered: small ones stay in small slots, longer ones continue into a lazily mapped
+// per-thread overflow arena.
 class StunServer {
  public:
   // Opens and binds the socket, so the server is reachable (datagrams queue in the kernel) once
   // this returns. Throws std::system_error naming the address if the address is not an IP
   // literal or the socket cannot be opened or bound.
-  StunServer(asio::io_context& io, const StunServerConfig& config, StunStats& stats);
+  StunServer(const StunServerConfig& config, StunStats& stats);
   ~StunServer();
   StunServer(const StunServer&) = delete;
   StunServer& operator=(const StunServer&) = delete;
 
   // Returns the bound port (the ephemeral one when the config said 0).
   std::uint16_t port() const { return port_; }
+  std::size_t thread_count() const { return readers_.size(); }
+  // Replies sent by thread `i` so far, and how often thread `i` (>= 1) was called in to help.
+  // Any thread may read them.
+  std::uint64_t answered(std::size_t i) const;
+  std::uint64_t calls_to_help(std::size_t i) const;
 
-  // Starts answering. Call once.
+  // Starts the threads. Call once.
   void Start();
-  // Stops answering and closes the socket; pending handlers finish with operation_aborted.
-  // Idempotent. The server cannot be restarted.
+  // Stops the threads, waits for them, and closes the socket. Idempotent. The server cannot be
+  // restarted.
   void Stop();
 
  private:
   struct Batch;  // recvmmsg/sendmmsg buffers, defined in the .cc
+  struct Tally;  // one batch's counts
+  // One thread: its buffers and, for threads after the first, how it is called in.
+  struct Reader {
+    Reader();
+    ~Reader();
+    std::unique_ptr<Batch> batch;
+    std::thread thread;
+    // Released once per call to help (and by Stop()); `helping` keeps the count at most 1
+    // between calls: only a caller that flips it from false releases.
+    std::counting_semaphore<> wake{0};
+    std::atomic<bool> helping{false};
+    std::atomic<std::uint64_t> answered{0};       // written by `thread` only
+    std::atomic<std::uint64_t> calls_to_help{0};  // written by the thread before it only
+    std::uint32_t drops_seen = 0;                 // SK_MEMINFO_DROPS at this thread's last look
+  };
+  enum class ReadResult { kEmpty, kPartial, kFull, kError };
 
-  void WaitReadable();
-  void Drain();
-  void BackOffAfterReadError();
+  // The first thread's loop, and a helper's (`i` >= 1).
+  void RunFirst();
+  void RunHelper(std::size_t i);
+  // Calls thread `i` in, unless there is none, it is already helping, or `caller` is keeping up.
+  void MaybeCallInHelper(Reader& caller, std::size_t i);
+  // Whether one more thread is needed, by the socket's SO_MEMINFO: the kernel dropped requests
+  // since `r` last looked (the queue overflowed), or the queue is at least half full. A batch
+  // that merely came back full is not enough: a client with many requests in flight fills a
+  // batch without one thread falling behind, and a helper called in then costs wake-ups and, on
+  // a machine with no idle core, gains nothing. One getsockopt, after full batches only.
+  bool FallingBehind(Reader& r) const;
+  // One recvmmsg (with `flags`) and the answers to what it read.
+  ReadResult ReadAndAnswer(Reader& r, int flags);
   // Parses datagram `i` of the batch (`size` bytes) and writes the reply over its slot; returns
-  // the reply size, or 0 when there is nothing to send.
-  std::size_t Answer(std::size_t i, std::size_t size, int msg_flags);
+  // the reply size, or 0 when there is nothing to send. Counts into `tally`.
+  std::size_t Answer(Batch& b, std::size_t i, std::size_t size, int msg_flags, Tally& tally) const;
+  // After a read error, waits as derper does (1 s) so that a persistent error cannot spin the
+  // CPU, or less if Stop() is called; returns true if stopping.
+  bool BackOffAfterReadError();
 
-  asio::ip::udp::socket socket_;
-  asio::steady_timer backoff_;
   StunStats& stats_;
   const bool strict_;
+  OwnedFd fd_;
   std::uint16_t port_ = 0;
-  bool stopped_ = false;
-  std::unique_ptr<Batch> batch_;
+  std::vector<std::unique_ptr<Reader>> readers_;
+  std::atomic<bool> stopping_{false};
+  bool started_ = false;
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
 };
 
 }  // namespace derpkit::relay

@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "lib/acme/client_hello.h"
+#include "lib/net/direct_tls_stream.h"
 
 namespace derpkit::relay {
 namespace {
@@ -301,6 +302,9 @@ Expected<std::shared_ptr<asio::ssl::context>, std::string> BuildServerContext(
     }
   }
   SSL_CTX_set_alpn_select_cb(handle, SelectAlpn, nullptr);
+  // TLS 1.3 connections move to our own record layer after the handshake (front.cc); this also
+  // turns off TLS 1.3 session tickets (clients lose resumption only).
+  net::DirectTlsStream::EnableTls13Handover(handle);
   if (options.challenges) {
     auto* state = new CallbackState{options.challenges.get(), cert != nullptr};
     auto* ref = new std::shared_ptr<const ChallengeCertSource>(options.challenges);

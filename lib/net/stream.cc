@@ -1,6 +1,11 @@
 #include "lib/net/stream.h"
 
+#include <sys/socket.h>
+#include <sys/uio.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <climits>
 #include <cstring>
 
 namespace derpkit::net {
@@ -10,9 +15,84 @@ awaitable<IoResult> TcpStream::ReadSome(std::span<std::byte> buf) {
   co_return IoResult{ec, n};
 }
 
+IoResult TcpStream::TryWrite(std::span<const asio::const_buffer> bufs) {
+  // The iovec array is per thread and filled right here, so nothing large lives in a coroutine
+  // frame; IOV_MAX buffers per call (asio's own writes hand the kernel at most 64, and a relay
+  // batch is often hundreds: a header and a payload per packet).
+  thread_local std::vector<iovec> iov;
+  if (!socket_.is_open()) return {asio::error::operation_aborted, 0};
+  iov.clear();
+  for (const auto& b : bufs) {
+    if (iov.size() == IOV_MAX) break;
+    if (b.size() == 0) continue;
+    iov.push_back(iovec{const_cast<void*>(b.data()), b.size()});
+  }
+  if (iov.empty()) return {{}, 0};
+  msghdr msg{};
+  msg.msg_iov = iov.data();
+  msg.msg_iovlen = iov.size();
+  for (;;) {
+    const ssize_t n = ::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n >= 0) return {{}, static_cast<std::size_t>(n)};
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return {asio::error::would_block, 0};
+    return {std::error_code(errno, asio::error::get_system_category()), 0};
+  }
+}
+
 awaitable<IoResult> TcpStream::WriteAll(std::span<const asio::const_buffer> bufs) {
-  auto [ec, n] = co_await asio::async_write(socket_, bufs, kAsTuple);
-  co_return IoResult{ec, n};
+  std::size_t total = 0;
+  for (const auto& b : bufs) total += b.size();
+  std::size_t index = 0;
+  std::size_t offset = 0;  // into bufs[index]
+  std::size_t written = 0;
+  std::vector<asio::const_buffer> rest;  // only after a partial write
+  while (written < total) {
+    std::span<const asio::const_buffer> now = bufs.subspan(index);
+    if (offset > 0) {
+      rest.assign(now.begin(), now.end());
+      rest.front() += offset;
+      now = rest;
+    }
+    const IoResult r = TryWrite(now);
+    if (r.ec == asio::error::would_block) {
+      // No structured binding here: GCC 12 mis-compiles one in a branch of a coroutine.
+      std::error_code ec;
+      co_await socket_.async_wait(asio::socket_base::wait_write,
+                                  asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) co_return IoResult{ec, written};
+      continue;
+    }
+    if (r.ec) co_return IoResult{r.ec, written};
+    written += r.bytes;
+    for (std::size_t left = r.bytes; left > 0;) {
+      const std::size_t here = std::min(left, bufs[index].size() - offset);
+      left -= here;
+      offset += here;
+      if (offset == bufs[index].size()) {
+        ++index;
+        offset = 0;
+      }
+    }
+    while (index < bufs.size() && bufs[index].size() == 0) ++index;
+  }
+  co_return IoResult{{}, written};
+}
+
+awaitable<std::error_code> TcpStream::WaitReadable() {
+  auto [ec] = co_await socket_.async_wait(asio::socket_base::wait_read, kAsTuple);
+  co_return ec;
+}
+
+IoResult TcpStream::TryRead(std::span<std::byte> buf) {
+  if (!socket_.non_blocking()) {
+    std::error_code ec;
+    socket_.non_blocking(true, ec);
+    if (ec) return {ec, 0};
+  }
+  std::error_code ec;
+  const std::size_t n = socket_.read_some(asio::buffer(buf.data(), buf.size()), ec);
+  return {ec, n};
 }
 
 void TcpStream::Close() {

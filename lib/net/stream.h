@@ -34,6 +34,31 @@ class Stream {
   virtual awaitable<IoResult> ReadSome(std::span<std::byte> buf) = 0;
   // Writes every byte of every buffer, in order. The spans must stay valid until it completes.
   virtual awaitable<IoResult> WriteAll(std::span<const asio::const_buffer> bufs) = 0;
+  // Readiness-based reading, so that an idle connection holds no read buffer: WaitReadable()
+  // completes once TryRead() can make progress (bytes, EOF or an error are there); TryRead()
+  // never blocks and returns asio::error::would_block when nothing is there yet. A stream that
+  // cannot do this (WebSocket, prefixed) says so in supports_try_read() and is read with
+  // ReadSome() into a buffer of the caller's.
+  virtual bool supports_try_read() const { return false; }
+  // True when the socket being readable is all WaitReadable() waits for (plain TCP): a caller
+  // may then wait on tcp() itself and save a coroutine frame per idle connection.
+  virtual bool socket_readiness_suffices() const { return false; }
+  virtual awaitable<std::error_code> WaitReadable() {
+    co_return std::make_error_code(std::errc::operation_not_supported);
+  }
+  virtual IoResult TryRead(std::span<std::byte> /*buf*/) {
+    return {std::make_error_code(std::errc::operation_not_supported), 0};
+  }
+  // One write attempt that never blocks: some prefix of `bufs` (possibly none: would_block) is
+  // written. A stream that cannot (TLS records must be retried whole) says so, and its caller
+  // uses WriteAll().
+  virtual bool supports_try_write() const { return false; }
+  // True while bytes a TryWrite() accepted still wait inside the stream (a TLS record the socket
+  // did not take whole); WriteAll() with no buffers sends them, waiting for room.
+  virtual bool has_pending_output() const { return false; }
+  virtual IoResult TryWrite(std::span<const asio::const_buffer> /*bufs*/) {
+    return {std::make_error_code(std::errc::operation_not_supported), 0};
+  }
   // Sends a TLS close_notify where there is one; plain TCP does nothing. Bounded by the caller.
   virtual awaitable<void> ShutdownGracefully() { co_return; }
   // Cancels pending operations and closes the socket. Safe to call more than once.
@@ -51,6 +76,12 @@ class TcpStream final : public Stream {
   explicit TcpStream(asio::ip::tcp::socket socket) : socket_(std::move(socket)) {}
   awaitable<IoResult> ReadSome(std::span<std::byte> buf) override;
   awaitable<IoResult> WriteAll(std::span<const asio::const_buffer> bufs) override;
+  bool supports_try_read() const override { return true; }
+  bool socket_readiness_suffices() const override { return true; }
+  awaitable<std::error_code> WaitReadable() override;
+  IoResult TryRead(std::span<std::byte> buf) override;
+  bool supports_try_write() const override { return true; }
+  IoResult TryWrite(std::span<const asio::const_buffer> bufs) override;
   void Close() override;
   asio::ip::tcp::socket& tcp() override { return socket_; }
   bool is_tls() const override { return false; }

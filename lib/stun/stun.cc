@@ -3,28 +3,47 @@
 #include <algorithm>
 #include <cassert>
 #include <optional>
+#include <utility>
 
 namespace derpkit::stun {
 namespace {
 
-// CRC-32 (IEEE 802.3, reflected, polynomial 0xedb88320), table-driven. We carry our own rather
-// than link zlib: it is a dozen lines, the table is built at compile time, and lib/stun stays
-// std-only so every binary and fuzzer can link it without another dependency.
-constexpr std::array<std::uint32_t, 256> MakeCrcTable() {
-  std::array<std::uint32_t, 256> table{};
+// CRC-32 (IEEE 802.3, reflected, polynomial 0xedb88320), slicing-by-8: eight tables built at
+// compile time let the loop take 8 bytes per step instead of one (the relay's STUN responder
+// spent most of its own instructions here). We carry our own rather than link zlib: lib/stun
+// stays std-only so every binary and fuzzer can link it without another dependency.
+using CrcTables = std::array<std::array<std::uint32_t, 256>, 8>;
+
+constexpr CrcTables MakeCrcTables() {
+  CrcTables t{};
   for (std::uint32_t i = 0; i < 256; ++i) {
     std::uint32_t c = i;
     for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
-    table[i] = c;
+    t[0][i] = c;
   }
-  return table;
+  for (std::uint32_t i = 0; i < 256; ++i) {
+    for (std::size_t k = 1; k < 8; ++k) t[k][i] = (t[k - 1][i] >> 8) ^ t[0][t[k - 1][i] & 0xff];
+  }
+  return t;
 }
 
-constexpr std::array<std::uint32_t, 256> kCrcTable = MakeCrcTable();
+constexpr CrcTables kCrcTables = MakeCrcTables();
 
 std::uint32_t Crc32(ByteSpan in) {
+  const auto byte = [&](std::size_t i) { return std::to_integer<std::uint32_t>(in[i]); };
   std::uint32_t c = 0xffffffffu;
-  for (std::byte b : in) c = kCrcTable[(c ^ std::to_integer<std::uint32_t>(b)) & 0xff] ^ (c >> 8);
+  std::size_t i = 0;
+  for (; i + 8 <= in.size(); i += 8) {
+    // Little-endian words assembled byte by byte: the result does not depend on the host.
+    const std::uint32_t lo =
+        c ^ (byte(i) | byte(i + 1) << 8 | byte(i + 2) << 16 | byte(i + 3) << 24);
+    const std::uint32_t hi = byte(i + 4) | byte(i + 5) << 8 | byte(i + 6) << 16 | byte(i + 7) << 24;
+    c = kCrcTables[7][lo & 0xff] ^ kCrcTables[6][(lo >> 8) & 0xff] ^
+        kCrcTables[5][(lo >> 16) & 0xff] ^ kCrcTables[4][lo >> 24] ^ kCrcTables[3][hi & 0xff] ^
+        kCrcTables[2][(hi >> 8) & 0xff] ^ kCrcTables[1][(hi >> 16) & 0xff] ^
+        kCrcTables[0][hi >> 24];
+  }
+  for (; i < in.size(); ++i) c = kCrcTables[0][(c ^ byte(i)) & 0xff] ^ (c >> 8);
   return c ^ 0xffffffffu;
 }
 
@@ -63,8 +82,10 @@ Expected<std::uint16_t, StunError> CheckHeader(ByteSpan datagram) {
 // derper's acceptance rule (net/stun ParseBindingRequest), replicated quirk for quirk: attributes
 // run to the end of the datagram, and the expected CRC covers all but the last 8 bytes even if
 // the final FINGERPRINT attribute has an odd length (then gotFP is whatever the last 4-byte
-// FINGERPRINT held, or 0).
-bool DerperWouldAnswer(ByteSpan datagram) {
+// FINGERPRINT held, or 0). `known_fingerprint`, when set, is Fingerprint() of the datagram's
+// first `known_fingerprint->first` bytes, already computed by the caller.
+bool DerperWouldAnswer(ByteSpan datagram,
+                       std::optional<std::pair<std::size_t, std::uint32_t>> known_fingerprint) {
   bool software_ok = false;
   std::uint16_t last_type = 0;
   std::uint32_t got_fp = 0;
@@ -76,7 +97,11 @@ bool DerperWouldAnswer(ByteSpan datagram) {
         return true;
       });
   if (!parsed || !software_ok || last_type != kAttrFingerprint) return false;
-  return got_fp == Fingerprint(datagram.first(datagram.size() - kFingerprintAttrSize));
+  const std::size_t covered = datagram.size() - kFingerprintAttrSize;
+  if (known_fingerprint && known_fingerprint->first == covered) {
+    return got_fp == known_fingerprint->second;
+  }
+  return got_fp == Fingerprint(datagram.first(covered));
 }
 
 void XorAddress(std::span<std::byte> addr, const TxId& txid) {
@@ -185,19 +210,24 @@ Expected<BindingRequest, StunError> ParseBindingRequest(ByteSpan datagram) {
 
   const ByteSpan attrs = datagram.subspan(kHeaderSize, attrs_size);
   bool fingerprint_ok = true;
+  // The CRC is the costliest step; derper's rule below usually needs the same one.
+  std::optional<std::pair<std::size_t, std::uint32_t>> fingerprint;
   const bool parsed =
       ForEachAttribute(attrs, [&](std::uint16_t attr_type, ByteSpan value, std::size_t off) {
         if (attr_type != kAttrFingerprint) return true;
         // RFC 5389 §15.5: FINGERPRINT is last and covers everything before it.
-        fingerprint_ok = value.size() == 4 && off + kFingerprintAttrSize == attrs.size() &&
-                         LoadBigEndian32(value) == Fingerprint(datagram.first(kHeaderSize + off));
+        fingerprint_ok = value.size() == 4 && off + kFingerprintAttrSize == attrs.size();
+        if (fingerprint_ok) {
+          fingerprint.emplace(kHeaderSize + off, Fingerprint(datagram.first(kHeaderSize + off)));
+          fingerprint_ok = LoadBigEndian32(value) == fingerprint->second;
+        }
         return false;
       });
   if (!parsed) return Unexpected{StunError::kBadAttributes};
   if (!fingerprint_ok) return Unexpected{StunError::kBadFingerprint};
 
   return BindingRequest{TxId::FromSpan(datagram.subspan(8, kTxIdSize)),
-                        DerperWouldAnswer(datagram)};
+                        DerperWouldAnswer(datagram, fingerprint)};
 }
 
 std::size_t WriteBindingResponse(std::span<std::byte> out, const TxId& txid,

@@ -1,5 +1,6 @@
 // relay/stun_server on loopback: our own client sockets, derper's captured request, and coturn's
-// turnutils_stunclient as an independent RFC 5389 implementation.
+// turnutils_stunclient as an independent RFC 5389 implementation; one responder thread and
+// several (the relay passes --workers).
 #include "relay/stun_server.h"
 
 #include <arpa/inet.h>
@@ -9,7 +10,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <asio/post.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -17,6 +17,7 @@
 #include <iterator>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -45,20 +46,16 @@ Bytes ReadFile(const std::string& name) {
 
 const stun::TxId kFixedTxId = stun::TxId::FromSpan(BytesFromHex("0102030405060708090a0b0c"));
 
-// A StunServer answering on its own io_context thread until the fixture goes away.
+// A started StunServer, stopped (threads joined) when the fixture goes away.
 class RunningServer {
  public:
-  explicit RunningServer(const StunServerConfig& config) : server_(io_, config, stats_) {
+  explicit RunningServer(const StunServerConfig& config) : server_(config, stats_) {
     server_.Start();
-    thread_ = std::thread([this] { io_.run(); });
-  }
-  ~RunningServer() {
-    asio::post(io_, [this] { server_.Stop(); });
-    thread_.join();  // run() returns once the cancelled wait has completed
   }
 
   std::uint16_t port() const { return server_.port(); }
   StunStatsSnapshot stats() const { return stats_.Snapshot(); }
+  const StunServer& server() const { return server_; }
 
   // Waits (bounded) until `pred(stats())` holds: the server counts a success after sendmmsg
   // returns, which may be after the client already has the reply.
@@ -73,10 +70,8 @@ class RunningServer {
   }
 
  private:
-  asio::io_context io_;
   StunStats stats_;
   StunServer server_;
-  std::thread thread_;
 };
 
 // A plain blocking-free UDP socket bound to a loopback address and an ephemeral port.
@@ -161,11 +156,12 @@ bool HaveIpv6Loopback() {
   }
 }
 
-StunServerConfig LoopbackConfig(bool strict = false) {
+StunServerConfig LoopbackConfig(bool strict = false, int threads = 1) {
   StunServerConfig config;
   config.listen_host = "127.0.0.1";
   config.port = 0;
   config.strict = strict;
+  config.threads = threads;
   return config;
 }
 
@@ -457,20 +453,9 @@ TEST(StunServer, StrictModeJudgesLongRequestsByDerpersRules) {
 // so many long ones share a batch: each must keep its own bytes (the FINGERPRINT covers them all,
 // so a request whose tail another one overwrote would not be answered).
 TEST(StunServer, AnswersABatchOfLongAndShortRequestsEachWithItsOwnBytes) {
-  asio::io_context io;
   StunStats stats;
-  StunServer server(io, LoopbackConfig(), stats);  // bound: datagrams queue from here on
-  std::thread thread;
-  struct StopAndJoin {  // also when an assertion below ends the test early
-    asio::io_context& io;
-    StunServer& server;
-    std::thread& thread;
-    ~StopAndJoin() {
-      asio::post(io, [this] { server.Stop(); });
-      if (thread.joinable()) thread.join();
-    }
-  } stop_and_join{io, server, thread};
-  constexpr int kClients = 70;  // more than one batch of 64
+  StunServer server(LoopbackConfig(), stats);  // bound: datagrams queue from here on
+  constexpr int kClients = 70;                 // more than one batch of 64
   std::vector<std::unique_ptr<UdpClient>> clients;
   for (int i = 0; i < kClients; ++i) {
     clients.push_back(std::make_unique<UdpClient>(kLoopbackV4));
@@ -486,7 +471,6 @@ TEST(StunServer, AnswersABatchOfLongAndShortRequestsEachWithItsOwnBytes) {
     clients.back()->SendTo(server.port(), request);
   }
   server.Start();
-  thread = std::thread([&io] { io.run(); });
   for (int i = 0; i < kClients; ++i) {
     const auto reply = clients[i]->Receive(2s);
     ASSERT_TRUE(reply) << "no reply to request " << i;
@@ -506,28 +490,190 @@ TEST(StunServer, AnswersABatchOfLongAndShortRequestsEachWithItsOwnBytes) {
   EXPECT_EQ(stats.Snapshot().Requests(StunDisposition::kNotStun), 0u);
 }
 
-TEST(StunServer, ThrowsNamingTheAddressWhenThePortIsTaken) {
-  RunningServer first(LoopbackConfig());
-  asio::io_context io;
+// A second relay on the same port fails to start, whatever either one's thread count.
+struct PortTakenCase {
+  int first_threads;
+  int second_threads;
+};
+
+class StunServerPortTaken : public ::testing::TestWithParam<PortTakenCase> {};
+
+TEST_P(StunServerPortTaken, ThrowsNamingTheAddress) {
+  RunningServer first(LoopbackConfig(/*strict=*/false, GetParam().first_threads));
   StunStats stats;
-  StunServerConfig config = LoopbackConfig();
+  StunServerConfig config = LoopbackConfig(/*strict=*/false, GetParam().second_threads);
   config.port = first.port();
   try {
-    StunServer second(io, config, stats);
+    StunServer second(config, stats);
     ADD_FAILURE() << "second bind to the same port succeeded";
   } catch (const std::system_error& e) {
     EXPECT_NE(std::string(e.what()).find("127.0.0.1:" + std::to_string(first.port())),
               std::string::npos)
         << e.what();
   }
+  // The first one still answers.
+  UdpClient client(kLoopbackV4);
+  const auto reply = Exchange(client, first.port(), stun::BuildBindingRequest(kFixedTxId));
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->port, client.port());
 }
 
+INSTANTIATE_TEST_SUITE_P(OneAndSeveralThreads, StunServerPortTaken,
+                         ::testing::Values(PortTakenCase{1, 1}, PortTakenCase{2, 2}),
+                         [](const ::testing::TestParamInfo<PortTakenCase>& info) {
+                           return "First" + std::to_string(info.param.first_threads) + "Second" +
+                                  std::to_string(info.param.second_threads);
+                         });
+
 TEST(StunServer, RejectsAListenHostThatIsNotAnIpLiteral) {
-  asio::io_context io;
   StunStats stats;
   StunServerConfig config = LoopbackConfig();
   config.listen_host = "localhost";
-  EXPECT_THROW(StunServer(io, config, stats), std::system_error);
+  EXPECT_THROW(StunServer(config, stats), std::system_error);
+}
+
+// The drops the kernel counted on the UDP socket bound to 127.0.0.1:`port`, from /proc/net/udp
+// (local address "0100007F:PORT" in hex, drops the last column).
+std::optional<std::uint64_t> KernelDrops(std::uint16_t port) {
+  std::ifstream in("/proc/net/udp");
+  char local[32];
+  std::snprintf(local, sizeof local, "0100007F:%04X", port);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string slot, addr;
+    fields >> slot >> addr;
+    if (addr != local) continue;
+    std::string last, field;
+    while (fields >> field) last = field;
+    return std::stoull(last);
+  }
+  return std::nullopt;
+}
+
+// Requests queued before the threads start, until the kernel drops some: the first thread's
+// first batch is full and the socket has overflowed, so it calls in the second thread, which may
+// call in the third. Every request the kernel kept is answered exactly once, byte for byte as
+// one thread answers, and the threads' counts add up.
+TEST(StunServer, SeveralThreadsAnswerAnOverflowingBacklogEachRequestOnce) {
+  constexpr int kThreads = 3;
+  constexpr int kClients = 16;
+  constexpr int kMaxRequests = 20000;  // the default receive buffer holds a few hundred
+  StunStats stats;
+  StunServer server(LoopbackConfig(/*strict=*/false, kThreads), stats);
+  std::vector<std::unique_ptr<UdpClient>> clients;
+  for (int c = 0; c < kClients; ++c) clients.push_back(std::make_unique<UdpClient>(kLoopbackV4));
+  int sent = 0;
+  std::uint64_t drops = 0;
+  while (sent < kMaxRequests && drops == 0) {
+    for (int c = 0; c < kClients; ++c, ++sent) {
+      clients[c]->SendTo(server.port(), stun::BuildBindingRequest(TxIdFor(sent)));
+    }
+    const auto d = KernelDrops(server.port());
+    ASSERT_TRUE(d) << "no /proc/net/udp line for port " << server.port();
+    drops = *d;
+  }
+  ASSERT_GT(drops, 0u) << "the kernel queued all " << sent << " requests";
+  const std::uint64_t kept = static_cast<std::uint64_t>(sent) - drops;
+
+  server.Start();
+  const auto deadline = std::chrono::steady_clock::now() + 5s;  // counted after sendmmsg returns
+  while (stats.Snapshot().Requests(StunDisposition::kSuccess) < kept &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  ASSERT_EQ(stats.Snapshot().Requests(StunDisposition::kSuccess), kept);
+  // Loopback delivers a reply within sendmmsg, so every reply is queued at its client by now.
+  std::vector<bool> answered(static_cast<std::size_t>(sent), false);
+  std::uint64_t replies = 0;
+  for (int c = 0; c < kClients; ++c) {
+    while (const auto reply = clients[c]->Receive(0ms)) {
+      const auto parsed = stun::ParseBindingResponse(*reply);
+      ASSERT_TRUE(parsed);
+      const int n = static_cast<int>(LoadBigEndian32(parsed->txid.bytes));
+      ASSERT_TRUE(n >= 0 && n < sent && n % kClients == c) << "a reply for another client";
+      EXPECT_FALSE(answered[static_cast<std::size_t>(n)]) << "request " << n << " answered twice";
+      answered[static_cast<std::size_t>(n)] = true;
+      EXPECT_EQ(HexEncode(*reply),
+                HexEncode(stun::BuildBindingResponse(TxIdFor(n), kLoopbackV4, clients[c]->port())));
+      ++replies;
+    }
+  }
+  EXPECT_EQ(replies, kept);
+  EXPECT_GE(server.calls_to_help(1), 1u) << "an overflowed socket calls in the second thread";
+  std::uint64_t sum = 0;
+  for (std::size_t i = 0; i < kThreads; ++i) sum += server.answered(i);
+  EXPECT_EQ(sum, kept);
+}
+
+// A full batch alone is no reason to call in a helper: 100 queued requests (well within the
+// default receive buffer) are one full batch and a short one, taken by the first thread alone.
+TEST(StunServer, AFullBatchWithoutBacklogDoesNotCallInAHelper) {
+  constexpr int kClients = 100;
+  StunStats stats;
+  StunServer server(LoopbackConfig(/*strict=*/false, 2), stats);
+  std::vector<std::unique_ptr<UdpClient>> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.push_back(std::make_unique<UdpClient>(kLoopbackV4));
+    clients.back()->SendTo(server.port(), stun::BuildBindingRequest(TxIdFor(i)));
+  }
+  ASSERT_EQ(KernelDrops(server.port()), std::optional<std::uint64_t>(0));
+  server.Start();
+  for (int i = 0; i < kClients; ++i) {
+    const auto reply = clients[i]->Receive(2s);
+    ASSERT_TRUE(reply) << "no reply to client " << i;
+  }
+  EXPECT_EQ(server.calls_to_help(1), 0u);
+  EXPECT_EQ(server.answered(1), 0u);
+}
+
+// A load one thread keeps up with never calls in a second: one request at a time.
+TEST(StunServer, OneRequestAtATimeNeverCallsInASecondThread) {
+  RunningServer server(LoopbackConfig(/*strict=*/false, 2));
+  UdpClient client(kLoopbackV4);
+  for (int i = 0; i < 20; ++i) {
+    const auto reply = Exchange(client, server.port(), stun::BuildBindingRequest(TxIdFor(i)));
+    ASSERT_TRUE(reply);
+    EXPECT_EQ(reply->txid, TxIdFor(i));
+  }
+  EXPECT_EQ(server.server().calls_to_help(1), 0u);
+  EXPECT_EQ(server.server().answered(1), 0u);
+}
+
+// The wildcard socket is dual-stack with several threads too: IPv4 clients get the 32-byte form.
+TEST(StunServer, AWildcardServerWithSeveralThreadsAnswersBothFamilies) {
+  StunServerConfig config;
+  config.port = 0;
+  config.threads = 2;
+  RunningServer server(config);
+  Bytes raw;
+  UdpClient v4(kLoopbackV4);
+  ASSERT_TRUE(Exchange(v4, server.port(), ReadFile("fixed-txid-wildcard-v4.req"), &raw));
+  EXPECT_EQ(HexEncode(raw),
+            HexEncode(stun::BuildBindingResponse(kFixedTxId, kLoopbackV4, v4.port())));
+  if (!HaveIpv6Loopback()) return;
+  UdpClient v6(LoopbackV6());
+  ASSERT_TRUE(Exchange(v6, server.port(), ReadFile("fixed-txid-wildcard-v6.req"), &raw));
+  EXPECT_EQ(HexEncode(raw),
+            HexEncode(stun::BuildBindingResponse(kFixedTxId, LoopbackV6(), v6.port())));
+}
+
+// Stop() ends the thread blocked in recvmmsg and the parked helpers and joins them, also twice,
+// and before Start().
+TEST(StunServer, StopsIdleAndUnstartedServers) {
+  StunStats stats;
+  {
+    StunServer idle(LoopbackConfig(/*strict=*/false, 3), stats);
+    idle.Start();
+    idle.Stop();
+    idle.Stop();
+  }
+  {
+    StunServer unstarted(LoopbackConfig(), stats);
+    unstarted.Stop();
+    unstarted.Start();  // after Stop(): starts nothing
+  }
+  EXPECT_EQ(stats.Snapshot().Requests(StunDisposition::kSuccess), 0u);
 }
 
 }  // namespace

@@ -1,0 +1,119 @@
+// A TLS 1.3 Stream that runs the record layer itself after OpenSSL's handshake was handed over
+// (DirectTlsStream::TakeTls13): the connection holds the socket, two TrafficKeys (208 bytes of
+// secrets, keys, IVs and sequence numbers; 440 bytes in all) and nothing else while idle.
+//
+// Design (the why is in tls13_stream.cc):
+// - TryRead receives straight into the caller's buffer and opens every whole record there in
+//   place (one AEAD pass), moving the plaintext down over the headers. Only a record cut off by
+//   the end of a read is copied into `partial_` (capacity exists only then); a record whose
+//   plaintext does not fit the caller's buffer keeps the rest in `held_`.
+// - WriteAll seals records of up to 16 KiB into a per-thread scratch (several records per
+//   send()), encrypting in place; what the socket does not take waits in `unsent_`, which has
+//   capacity only while the socket is full.
+// - Post-handshake messages: KeyUpdate (answered when requested); anything else is an
+//   unexpected_message. close_notify reads as asio::error::eof, a FIN without it as
+//   asio::ssl::error::stream_truncated, a bad record as a tls13_error and a fatal alert sent.
+//
+// Thread affinity: the io_context (shard) thread that owns the socket; every call from there. One
+// read (ReadSome, or WaitReadable + TryRead) and one WriteAll may be in progress at the same time.
+#pragma once
+
+#include <asio.hpp>
+#include <cstddef>
+#include <span>
+#include <system_error>
+#include <vector>
+
+#include "lib/net/stream.h"
+#include "lib/net/tls13_records.h"
+
+namespace derpkit::net {
+
+// Errors of the record layer (category "tls13").
+enum class Tls13Error {
+  kBadRecordHeader = 1,
+  kRecordOverflow,
+  kBadRecordMac,
+  kNoContentType,
+  kCipherFailure,
+  kUnexpectedMessage,  // a post-handshake message other than KeyUpdate, or a stray record type
+  kDecodeError,        // a malformed alert or handshake message
+  kPeerAlert,          // the peer sent a fatal alert
+};
+const std::error_category& Tls13Category();
+std::error_code MakeTls13Error(Tls13Error e);
+
+class Tls13Stream final : public Stream {
+ public:
+  // `read` protects what the peer sends, `write` what we send; both at the sequence numbers of
+  // the first application record (0 right after the handshake).
+  Tls13Stream(asio::ip::tcp::socket socket, const TrafficKeys& read, const TrafficKeys& write);
+  ~Tls13Stream() override;
+  Tls13Stream(const Tls13Stream&) = delete;
+  Tls13Stream& operator=(const Tls13Stream&) = delete;
+
+  awaitable<IoResult> ReadSome(std::span<std::byte> buf) override;
+  awaitable<IoResult> WriteAll(std::span<const asio::const_buffer> bufs) override;
+  bool supports_try_read() const override { return true; }
+  awaitable<std::error_code> WaitReadable() override;
+  IoResult TryRead(std::span<std::byte> buf) override;
+  // Seals up to kBatchRecords records of `bufs` and sends them without waiting; what the socket
+  // refuses waits in unsent_ (has_pending_output) and the next TryWrite returns would_block
+  // until the socket has taken it.
+  bool supports_try_write() const override { return true; }
+  IoResult TryWrite(std::span<const asio::const_buffer> bufs) override;
+  bool has_pending_output() const override { return unsent_bytes() > 0; }
+  // Sends close_notify and waits until the socket took it; never waits for the peer's.
+  awaitable<void> ShutdownGracefully() override;
+  void Close() override;
+  asio::ip::tcp::socket& tcp() override { return socket_; }
+  bool is_tls() const override { return true; }
+  const char* kind() const override { return "tls"; }
+
+  Tls13Suite suite() const { return read_.suite; }
+  std::size_t unsent_bytes() const { return unsent_.size() - unsent_offset_; }
+  // Bytes held between calls (a partial record, undelivered plaintext, unsent ciphertext): 0
+  // when idle.
+  std::size_t buffered_bytes() const {
+    return partial_.capacity() + held_.capacity() + unsent_.capacity();
+  }
+  // Key updates received from the peer (for tests and logs).
+  std::uint64_t key_updates_received() const { return key_updates_received_; }
+
+ private:
+  enum class Step { kMore, kStop };
+  // TryRead's two ways to get bytes: complete the record in partial_, or receive into the
+  // caller's buffer after the `total` plaintext bytes already there.
+  Step ReadIntoPartial(std::span<std::byte> buf, std::size_t& total);
+  Step ReadDirect(std::span<std::byte> buf, std::size_t& total);
+  // Opens one whole record in place and acts on it. Returns the application bytes at
+  // record[5 ..] (0 for a control record); on failure read_error_ is set and nothing returned.
+  std::size_t ProcessRecord(std::span<std::byte> record);
+  void HandleHandshake(std::span<const std::byte> body);
+  void HandleAlert(std::span<const std::byte> body);
+  // Ends reading with `ec` and, for our own verdicts, sends a fatal alert.
+  void FailRead(std::error_code ec, int alert_description);
+  // Seals one control record (alert, KeyUpdate) and sends or queues it.
+  bool SendControl(ContentType type, std::span<const std::byte> body);
+  // Sends `bytes` at once as far as the socket takes them and keeps the rest in unsent_.
+  void SendOrKeep(const std::byte* bytes, std::size_t size, bool more_follows);
+  void SendUnsent();
+  awaitable<std::error_code> FlushUnsent();
+  bool ReadableNow() const;
+
+  asio::ip::tcp::socket socket_;
+  TrafficKeys read_;
+  TrafficKeys write_;
+  std::vector<std::byte> partial_;  // raw bytes of an incomplete record
+  std::vector<std::byte> held_;     // opened plaintext the caller's buffer had no room for
+  std::size_t held_offset_ = 0;
+  std::vector<std::byte> unsent_;  // ciphertext the socket did not take yet
+  std::size_t unsent_offset_ = 0;
+  std::uint64_t key_updates_received_ = 0;
+  std::error_code read_error_;   // sticky: returned by every later read (eof after close_notify)
+  std::error_code write_error_;  // sticky
+  bool closed_ = false;
+  bool shutdown_sent_ = false;
+};
+
+}  // namespace derpkit::net

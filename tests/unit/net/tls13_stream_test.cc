@@ -1,0 +1,549 @@
+// Tls13Stream after a real hand-over: a DirectTlsStream server whose context has
+// EnableTls13Handover, talking to real OpenSSL clients (asio::ssl::stream, DirectTlsStream) on
+// loopback. Covers echo at every record size, a 5 MB gather write, KeyUpdate both ways while
+// both sides stream, close_notify vs FIN, corrupted and unexpected records, TLS 1.2 staying on
+// DirectTlsStream, and the three TLS 1.3 suites. Single-threaded: one io_context per test.
+#include "lib/net/tls13_stream.h"
+
+#include <gtest/gtest.h>
+#include <openssl/ssl.h>
+
+#include <asio.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+#include <chrono>
+#include <cstring>
+#include <future>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "lib/net/certs.h"
+#include "lib/net/direct_tls_stream.h"
+#include "lib/net/stream.h"
+#include "lib/net/tls.h"
+#include "lib/net/tls13_records.h"
+#include "lib/util/bytes.h"
+#include "tests/unit/net/net_test_util.h"
+
+// GCC 12 misreports asio's coroutine frame operator new/delete pair as mismatched (GCC PR 109224).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
+namespace derpkit::net {
+namespace {
+
+using asio::use_awaitable;
+using asio::ip::tcp;
+using namespace std::chrono_literals;
+using namespace asio::experimental::awaitable_operators;
+using Role = DirectTlsStream::Role;
+
+Bytes Pattern(std::size_t size, unsigned seed) {
+  Bytes out(size);
+  for (std::size_t i = 0; i < size; ++i) {
+    out[i] = static_cast<std::byte>((i * 131 + seed + (i >> 11)) & 0xff);
+  }
+  return out;
+}
+
+struct SocketPair {
+  tcp::socket client;
+  tcp::socket server;
+};
+
+asio::awaitable<SocketPair> ConnectedSockets(int buffer_bytes = 0) {
+  auto ex = co_await asio::this_coro::executor;
+  tcp::acceptor acceptor(ex, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+  tcp::socket client(ex);
+  if (buffer_bytes > 0) {
+    client.open(tcp::v4());
+    client.set_option(asio::socket_base::receive_buffer_size(buffer_bytes));
+  }
+  co_await client.async_connect(acceptor.local_endpoint(), use_awaitable);
+  tcp::socket server = co_await acceptor.async_accept(use_awaitable);
+  if (buffer_bytes > 0) server.set_option(asio::socket_base::send_buffer_size(buffer_bytes));
+  co_return SocketPair{std::move(client), std::move(server)};
+}
+
+asio::awaitable<IoResult> WriteBytes(Stream& s, ByteSpan data) {
+  const asio::const_buffer b = asio::buffer(data.data(), data.size());
+  co_return co_await s.WriteAll(std::span(&b, 1));
+}
+
+asio::awaitable<Bytes> ReadExactly(Stream& s, std::size_t size, std::size_t chunk = 16384) {
+  Bytes out;
+  Bytes buf(chunk);
+  while (out.size() < size) {
+    const std::size_t want = std::min(chunk, size - out.size());
+    const IoResult r = co_await s.ReadSome(std::span(buf).first(want));
+    if (r.ec) {
+      ADD_FAILURE() << "ReadSome after " << out.size() << " bytes: " << r.ec.message();
+      break;
+    }
+    out.insert(out.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(r.bytes));
+  }
+  co_return out;
+}
+
+// Reads exactly `size` bytes the way the relay does: WaitReadable, then TryRead into a 64 KiB
+// buffer until it says would_block.
+asio::awaitable<Bytes> TryReadExactly(Stream& s, std::size_t size) {
+  Bytes out;
+  Bytes buf(64 * 1024);
+  while (out.size() < size) {
+    const std::error_code wec = co_await s.WaitReadable();
+    if (wec) {
+      ADD_FAILURE() << "WaitReadable after " << out.size() << " bytes: " << wec.message();
+      break;
+    }
+    for (int round = 0; round < 1000 && out.size() < size; ++round) {
+      const std::size_t want = std::min(buf.size(), size - out.size());
+      const IoResult r = s.TryRead(std::span(buf).first(want));
+      if (r.ec == asio::error::would_block) break;
+      if (r.ec) {
+        ADD_FAILURE() << "TryRead after " << out.size() << " bytes: " << r.ec.message();
+        co_return out;
+      }
+      out.insert(out.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(r.bytes));
+    }
+  }
+  co_return out;
+}
+
+// Reads until an error and returns it with the bytes that came before it.
+asio::awaitable<std::pair<Bytes, std::error_code>> ReadToError(Stream& s) {
+  Bytes out;
+  Bytes buf(64 * 1024);
+  for (int i = 0; i < 10000; ++i) {
+    const IoResult r = co_await s.ReadSome(buf);
+    if (r.ec) co_return std::pair{out, r.ec};
+    out.insert(out.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(r.bytes));
+  }
+  co_return std::pair{out, std::error_code{}};
+}
+
+// Counts the KeyUpdate messages an SSL receives (write_p == 0) or sends (write_p == 1).
+struct KeyUpdateCounter {
+  int received = 0;
+  int sent = 0;
+  void Attach(SSL* ssl) {
+    SSL_set_msg_callback(ssl, &KeyUpdateCounter::OnMessage);
+    SSL_set_msg_callback_arg(ssl, this);
+  }
+  static void OnMessage(int write_p, int /*version*/, int content_type, const void* buf,
+                        std::size_t len, SSL* /*ssl*/, void* arg) {
+    auto* self = static_cast<KeyUpdateCounter*>(arg);
+    if (content_type != SSL3_RT_HANDSHAKE || len == 0) return;
+    if (static_cast<const unsigned char*>(buf)[0] != SSL3_MT_KEY_UPDATE) return;
+    ++(write_p != 0 ? self->sent : self->received);
+  }
+};
+
+// The client's CLIENT_TRAFFIC_SECRET_0 (hex) of the last handshake, so that a test can forge
+// records the server must judge. Tests run one connection at a time on one thread.
+std::string g_client_secret_hex;
+void CaptureClientSecret(const SSL* /*ssl*/, const char* line) {
+  const std::string_view text(line);
+  if (!text.starts_with("CLIENT_TRAFFIC_SECRET_0 ")) return;
+  g_client_secret_hex = std::string(text.substr(text.rfind(' ') + 1));
+}
+
+class Tls13StreamTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    scratch_ = new nettest::ScratchDir();
+    const SelfSignedCert cert = GenerateSelfSigned("localhost");
+    nettest::WriteFile(*scratch_ / "localhost.crt", cert.cert_pem);
+    nettest::WriteFile(*scratch_ / "localhost.key", cert.key_pem);
+  }
+  static void TearDownTestSuite() {
+    delete scratch_;
+    scratch_ = nullptr;
+  }
+
+  void SetUp() override {
+    TlsServerOptions server;
+    server.files = {*scratch_ / "localhost.crt", *scratch_ / "localhost.key"};
+    server.add_meta_cert = false;
+    server_context_ = MakeServerContext(server);
+    DirectTlsStream::EnableTls13Handover(server_context_->native_handle());
+    client_options_ = {.server_name = "localhost", .ca_file = *scratch_ / "localhost.crt"};
+    client_context_ = MakeClientContext(client_options_);
+    SSL_CTX_set_keylog_callback(client_context_->native_handle(), &CaptureClientSecret);
+  }
+
+  void Run(asio::awaitable<void> body) {
+    auto bounded = [](asio::awaitable<void> body) -> asio::awaitable<bool> {
+      asio::steady_timer deadline(co_await asio::this_coro::executor, 30s);
+      auto first = co_await (std::move(body) || deadline.async_wait(use_awaitable));
+      co_return first.index() == 0;
+    };
+    std::future<bool> done = asio::co_spawn(io_, bounded(std::move(body)), asio::use_future);
+    io_.run();
+    io_.restart();
+    ASSERT_EQ(done.wait_for(0s), std::future_status::ready);
+    EXPECT_TRUE(done.get()) << "timed out after 30 s";
+  }
+
+  // The server after the hand-over (nullptr when there was none: `direct` then keeps it).
+  struct Pair {
+    std::unique_ptr<Tls13Stream> server;
+    std::unique_ptr<DirectTlsStream> direct;  // the server before (or instead of) the hand-over
+    std::unique_ptr<TlsStream> client;
+    SSL* client_ssl() { return client->ssl().native_handle(); }
+  };
+
+  asio::awaitable<Pair> Connect(int buffer_bytes = 0) {
+    SocketPair sockets = co_await ConnectedSockets(buffer_bytes);
+    Pair p;
+    p.direct = std::make_unique<DirectTlsStream>(std::move(sockets.server),
+                                                 server_context_->native_handle(), Role::kServer);
+    auto ssl = std::make_unique<TlsStream::SslStream>(std::move(sockets.client), *client_context_);
+    PrepareClientSsl(ssl->native_handle(), client_options_);
+    auto handshake = [&]() -> asio::awaitable<std::error_code> {
+      auto [ec] = co_await ssl->async_handshake(asio::ssl::stream_base::client, kAsTuple);
+      co_return ec;
+    };
+    auto results = co_await (p.direct->Handshake() && handshake());
+    EXPECT_FALSE(std::get<0>(results)) << std::get<0>(results).message();
+    EXPECT_FALSE(std::get<1>(results)) << std::get<1>(results).message();
+    p.client = std::make_unique<TlsStream>(std::move(ssl));
+    if (auto handover = p.direct->TakeTls13()) {
+      p.server = std::make_unique<Tls13Stream>(std::move(handover->socket), handover->read,
+                                               handover->write);
+      p.direct.reset();
+    }
+    co_return p;
+  }
+
+  // Records sealed with the client's keys, written past its SSL straight onto the socket.
+  asio::awaitable<void> WriteForged(Pair& p, TrafficKeys& keys, ContentType type, ByteSpan body) {
+    Bytes record(kRecordHeaderBytes + body.size() + 1 + kRecordTagBytes);
+    std::copy(body.begin(), body.end(), record.begin() + kRecordHeaderBytes);
+    auto sealed = SealRecord(keys, type, record, body.size());
+    EXPECT_TRUE(sealed.has_value());
+    co_await asio::async_write(p.client->tcp(), asio::buffer(record), use_awaitable);
+  }
+
+  TrafficKeys ClientKeys(Tls13Suite suite) {
+    const Bytes secret = BytesFromHex(g_client_secret_hex);
+    std::vector<std::uint8_t> raw(secret.size());
+    for (std::size_t i = 0; i < secret.size(); ++i)
+      raw[i] = std::to_integer<std::uint8_t>(secret[i]);
+    auto keys = MakeTrafficKeys(suite, raw);
+    EXPECT_TRUE(keys.has_value());
+    return keys ? *keys : TrafficKeys{};
+  }
+
+  static nettest::ScratchDir* scratch_;
+  std::unique_ptr<asio::ssl::context> server_context_;
+  std::unique_ptr<asio::ssl::context> client_context_;
+  TlsClientOptions client_options_;
+  asio::io_context io_;
+};
+
+nettest::ScratchDir* Tls13StreamTest::scratch_ = nullptr;
+
+TEST_F(Tls13StreamTest, EchoesEveryRecordSizeBothWaysAndHoldsNothingWhenIdle) {
+  Run([this]() -> asio::awaitable<void> {
+    Pair p = co_await Connect();
+    if (p.server == nullptr) {
+      ADD_FAILURE() << "no hand-over for a TLS 1.3 client";
+      co_return;
+    }
+    EXPECT_EQ(p.server->buffered_bytes(), 0u);
+    unsigned seed = 0;
+    for (const std::size_t size : {1, 2, 17, 100, 1400, 16383, 16384, 16385, 40000, 70000}) {
+      SCOPED_TRACE(size);
+      const Bytes up = Pattern(size, ++seed);
+      const IoResult w = co_await WriteBytes(*p.client, up);
+      EXPECT_FALSE(w.ec) << w.ec.message();
+      // Alternately the relay's way (TryRead into 64 KiB) and through a 7-byte ReadSome, which
+      // keeps the rest of each record between calls.
+      Bytes got;
+      if (seed % 2 == 0) {
+        got = co_await TryReadExactly(*p.server, size);
+      } else {
+        got = co_await ReadExactly(*p.server, size, 7);
+      }
+      EXPECT_TRUE(got == up);
+      const Bytes down = Pattern(size, ++seed);
+      const IoResult w2 = co_await WriteBytes(*p.server, down);
+      EXPECT_FALSE(w2.ec) << w2.ec.message();
+      EXPECT_EQ(w2.bytes, size);
+      const Bytes back = co_await ReadExactly(*p.client, size);
+      EXPECT_TRUE(back == down);
+      EXPECT_EQ(p.server->buffered_bytes(), 0u) << "an idle connection holds no buffer";
+    }
+  }());
+}
+
+TEST_F(Tls13StreamTest, FiveMegabyteGatherWritesBothWaysAtOnce) {
+  Run([this]() -> asio::awaitable<void> {
+    Pair p = co_await Connect(128 * 1024);
+    if (p.server == nullptr) {
+      ADD_FAILURE() << "no hand-over";
+      co_return;
+    }
+    std::vector<Bytes> parts;
+    std::size_t total = 0;
+    for (int i = 0; total < 5 * 1000 * 1000; ++i) {
+      std::size_t size = (i % 2 == 0) ? 37 : 1 + static_cast<std::size_t>(i * 7919) % 9000;
+      if (i % 97 == 1) size = 20000 + static_cast<std::size_t>(i) * 13;
+      if (i == 5) size = 0;  // an empty buffer is legal in a gather list
+      size = std::min(size, 5 * 1000 * 1000 - total);
+      parts.push_back(Pattern(size, static_cast<unsigned>(i)));
+      total += size;
+    }
+    std::vector<asio::const_buffer> gather;
+    Bytes expected;
+    for (const Bytes& b : parts) {
+      gather.emplace_back(b.data(), b.size());
+      expected.insert(expected.end(), b.begin(), b.end());
+    }
+    const Bytes up = Pattern(5 * 1000 * 1000, 77);
+    auto results = co_await (p.server->WriteAll(gather) && ReadExactly(*p.client, total, 7000) &&
+                             WriteBytes(*p.client, up) && TryReadExactly(*p.server, up.size()));
+    EXPECT_FALSE(std::get<0>(results).ec) << std::get<0>(results).ec.message();
+    EXPECT_EQ(std::get<0>(results).bytes, total);
+    EXPECT_TRUE(std::get<1>(results) == expected) << "server to client bytes differ";
+    EXPECT_FALSE(std::get<2>(results).ec) << std::get<2>(results).ec.message();
+    EXPECT_TRUE(std::get<3>(results) == up) << "client to server bytes differ";
+    EXPECT_EQ(p.server->buffered_bytes(), 0u);
+  }());
+}
+
+TEST_F(Tls13StreamTest, KeyUpdatesWithAndWithoutRequestWhileBothSidesStream) {
+  Run([this]() -> asio::awaitable<void> {
+    Pair p = co_await Connect(64 * 1024);
+    if (p.server == nullptr) {
+      ADD_FAILURE() << "no hand-over";
+      co_return;
+    }
+    KeyUpdateCounter client_seen;
+    client_seen.Attach(p.client_ssl());
+    const Bytes up = Pattern(2 * 1024 * 1024, 10);
+    const Bytes down = Pattern(2 * 1024 * 1024, 11);
+    // Every 256 KB the client updates its key, asking for ours on alternate turns: 7 updates,
+    // 4 of them requests (at 256, 768, 1280, 1792 KB).
+    auto client_writes = [&]() -> asio::awaitable<std::error_code> {
+      constexpr std::size_t kChunk = 256 * 1024;
+      for (std::size_t at = 0; at < up.size(); at += kChunk) {
+        if (at > 0) {
+          const bool request = (at / kChunk) % 2 == 1;
+          EXPECT_EQ(SSL_key_update(p.client_ssl(), request ? SSL_KEY_UPDATE_REQUESTED
+                                                           : SSL_KEY_UPDATE_NOT_REQUESTED),
+                    1);
+        }
+        const IoResult r = co_await WriteBytes(*p.client, ByteSpan(up).subspan(at, kChunk));
+        if (r.ec) co_return r.ec;
+      }
+      co_return std::error_code{};
+    };
+    auto results = co_await (client_writes() && WriteBytes(*p.server, down) &&
+                             TryReadExactly(*p.server, up.size()) &&
+                             ReadExactly(*p.client, down.size(), 3000));
+    EXPECT_FALSE(std::get<0>(results)) << std::get<0>(results).message();
+    EXPECT_FALSE(std::get<1>(results).ec) << std::get<1>(results).ec.message();
+    EXPECT_TRUE(std::get<2>(results) == up);
+    EXPECT_TRUE(std::get<3>(results) == down);
+    // A final exchange, so that the client has read past our last answer.
+    const Bytes tail = Pattern(100, 12);
+    const IoResult w = co_await WriteBytes(*p.server, tail);
+    EXPECT_FALSE(w.ec);
+    const Bytes got = co_await ReadExactly(*p.client, tail.size());
+    EXPECT_EQ(got, tail);
+    EXPECT_EQ(client_seen.sent, 7);
+    EXPECT_EQ(p.server->key_updates_received(), 7u);
+    EXPECT_EQ(client_seen.received, 4) << "every request answered, nothing else";
+  }());
+}
+
+TEST_F(Tls13StreamTest, CloseNotifyIsEofAndOursCompletesTheClientsShutdown) {
+  Run([this]() -> asio::awaitable<void> {
+    Pair p = co_await Connect();
+    if (p.server == nullptr) {
+      ADD_FAILURE() << "no hand-over";
+      co_return;
+    }
+    const Bytes data = Pattern(300, 3);
+    const IoResult w1 = co_await WriteBytes(*p.client, data);
+    EXPECT_FALSE(w1.ec) << w1.ec.message();
+    auto client_shutdown = [&]() -> asio::awaitable<std::error_code> {
+      auto [ec] = co_await p.client->ssl().async_shutdown(kAsTuple);
+      co_return ec;
+    };
+    auto server_side = [&]() -> asio::awaitable<std::pair<Bytes, std::error_code>> {
+      auto r = co_await ReadToError(*p.server);
+      co_await p.server->ShutdownGracefully();
+      co_return r;
+    };
+    auto results = co_await (client_shutdown() && server_side());
+    EXPECT_TRUE(std::get<1>(results).first == data);
+    EXPECT_EQ(std::get<1>(results).second, asio::error::eof)
+        << std::get<1>(results).second.message();
+    const std::error_code cec = std::get<0>(results);
+    EXPECT_TRUE(!cec || cec == asio::error::eof) << cec.message();
+  }());
+}
+
+TEST_F(Tls13StreamTest, AFinWithoutCloseNotifyIsStreamTruncated) {
+  Run([this]() -> asio::awaitable<void> {
+    Pair p = co_await Connect();
+    if (p.server == nullptr) {
+      ADD_FAILURE() << "no hand-over";
+      co_return;
+    }
+    const Bytes data = Pattern(5, 8);
+    const IoResult w2 = co_await WriteBytes(*p.client, data);
+    EXPECT_FALSE(w2.ec) << w2.ec.message();
+    p.client->tcp().shutdown(tcp::socket::shutdown_send);
+    auto [got, ec] = co_await ReadToError(*p.server);
+    EXPECT_TRUE(got == data);
+    EXPECT_EQ(ec, asio::ssl::error::stream_truncated) << ec.message();
+  }());
+}
+
+TEST_F(Tls13StreamTest, ACorruptedRecordIsAnErrorAndAnAlertNotACrash) {
+  Run([this]() -> asio::awaitable<void> {
+    Pair p = co_await Connect();
+    if (p.server == nullptr) {
+      ADD_FAILURE() << "no hand-over";
+      co_return;
+    }
+    const Bytes data = Pattern(1000, 9);
+    const IoResult w3 = co_await WriteBytes(*p.client, data);
+    EXPECT_FALSE(w3.ec) << w3.ec.message();
+    // The next record as the client would send it, with one ciphertext bit flipped.
+    TrafficKeys keys = ClientKeys(p.server->suite());
+    keys.seq = 1;
+    Bytes record(kRecordHeaderBytes + 50 + 1 + kRecordTagBytes);
+    EXPECT_TRUE(SealRecord(keys, ContentType::kApplicationData, record, 50).has_value());
+    record[30] ^= std::byte{0x10};
+    co_await asio::async_write(p.client->tcp(), asio::buffer(record), use_awaitable);
+    auto [got, ec] = co_await ReadToError(*p.server);
+    EXPECT_TRUE(got == data);
+    EXPECT_EQ(ec, MakeTls13Error(Tls13Error::kBadRecordMac)) << ec.message();
+    // The client's OpenSSL reads our bad_record_mac alert.
+    Bytes buf(100);
+    const IoResult r = co_await p.client->ReadSome(buf);
+    EXPECT_TRUE(r.ec);
+    EXPECT_NE(r.ec.message().find("bad record mac"), std::string::npos) << r.ec.message();
+    // Writing after the failure says so rather than sending.
+    const IoResult after = co_await WriteBytes(*p.server, data);
+    EXPECT_TRUE(after.ec);
+    p.server->Close();
+  }());
+}
+
+TEST_F(Tls13StreamTest, AnOverlongRecordIsRecordOverflow) {
+  Run([this]() -> asio::awaitable<void> {
+    Pair p = co_await Connect();
+    if (p.server == nullptr) {
+      ADD_FAILURE() << "no hand-over";
+      co_return;
+    }
+    const std::array<std::byte, 5> header{std::byte{23}, std::byte{3}, std::byte{3},
+                                          std::byte{0xff}, std::byte{0xff}};
+    co_await asio::async_write(p.client->tcp(), asio::buffer(header), use_awaitable);
+    auto [got, ec] = co_await ReadToError(*p.server);
+    EXPECT_TRUE(got.empty());
+    EXPECT_EQ(ec, MakeTls13Error(Tls13Error::kRecordOverflow)) << ec.message();
+  }());
+}
+
+TEST_F(Tls13StreamTest, PaddingIsToleratedAndOtherHandshakeMessagesAreRejected) {
+  Run([this]() -> asio::awaitable<void> {
+    Pair p = co_await Connect();
+    if (p.server == nullptr) {
+      ADD_FAILURE() << "no hand-over";
+      co_return;
+    }
+    TrafficKeys keys = ClientKeys(p.server->suite());
+    // "ping" + inner type 23 + 20 bytes of padding (sealed with an inner type of 0).
+    Bytes padded = {std::byte{'p'}, std::byte{'i'}, std::byte{'n'}, std::byte{'g'}, std::byte{23}};
+    padded.resize(25);
+    co_await WriteForged(p, keys, static_cast<ContentType>(0), padded);
+    const Bytes got = co_await TryReadExactly(*p.server, 4);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(got.data()), got.size()), "ping");
+    // A NewSessionTicket from a client is not a message we accept after the handshake.
+    const Bytes ticket = {std::byte{4}, std::byte{0}, std::byte{0}, std::byte{0}};
+    co_await WriteForged(p, keys, ContentType::kHandshake, ticket);
+    auto [rest, ec] = co_await ReadToError(*p.server);
+    EXPECT_TRUE(rest.empty());
+    EXPECT_EQ(ec, MakeTls13Error(Tls13Error::kUnexpectedMessage)) << ec.message();
+  }());
+}
+
+TEST_F(Tls13StreamTest, ATls12ClientStaysOnDirectTlsStream) {
+  SSL_CTX_set_max_proto_version(client_context_->native_handle(), TLS1_2_VERSION);
+  Run([this]() -> asio::awaitable<void> {
+    Pair p = co_await Connect();
+    EXPECT_EQ(p.server, nullptr);
+    if (p.direct == nullptr) {
+      ADD_FAILURE() << "the DirectTlsStream is gone";
+      co_return;
+    }
+    EXPECT_EQ(SSL_version(p.direct->native_handle()), TLS1_2_VERSION);
+    const Bytes up = Pattern(20000, 1);
+    const IoResult w4 = co_await WriteBytes(*p.client, up);
+    EXPECT_FALSE(w4.ec) << w4.ec.message();
+    const Bytes got = co_await TryReadExactly(*p.direct, up.size());
+    EXPECT_TRUE(got == up);
+    const Bytes down = Pattern(20000, 2);
+    const IoResult w5 = co_await WriteBytes(*p.direct, down);
+    EXPECT_FALSE(w5.ec) << w5.ec.message();
+    const Bytes back = co_await ReadExactly(*p.client, down.size());
+    EXPECT_TRUE(back == down);
+  }());
+}
+
+TEST_F(Tls13StreamTest, EveryTls13SuiteIsHandedOverAndEchoes) {
+  const std::pair<const char*, Tls13Suite> suites[] = {
+      {"TLS_AES_128_GCM_SHA256", Tls13Suite::kAes128GcmSha256},
+      {"TLS_AES_256_GCM_SHA384", Tls13Suite::kAes256GcmSha384},
+      {"TLS_CHACHA20_POLY1305_SHA256", Tls13Suite::kChacha20Poly1305Sha256},
+  };
+  for (const auto& [name, suite] : suites) {
+    SCOPED_TRACE(name);
+    ASSERT_EQ(SSL_CTX_set_ciphersuites(client_context_->native_handle(), name), 1);
+    Run([this, suite = suite]() -> asio::awaitable<void> {
+      Pair p = co_await Connect();
+      if (p.server == nullptr) {
+        ADD_FAILURE() << "no hand-over";
+        co_return;
+      }
+      EXPECT_EQ(p.server->suite(), suite);
+      for (const std::size_t size : {1, 1400, 16384, 50000}) {
+        const Bytes up = Pattern(size, 3);
+        const IoResult w6 = co_await WriteBytes(*p.client, up);
+        EXPECT_FALSE(w6.ec) << w6.ec.message();
+        const Bytes got = co_await TryReadExactly(*p.server, size);
+        EXPECT_TRUE(got == up);
+        const Bytes down = Pattern(size, 4);
+        const IoResult w7 = co_await WriteBytes(*p.server, down);
+        EXPECT_FALSE(w7.ec) << w7.ec.message();
+        const Bytes back = co_await ReadExactly(*p.client, size);
+        EXPECT_TRUE(back == down);
+      }
+      // A key update in this suite's hash.
+      EXPECT_EQ(SSL_key_update(p.client_ssl(), SSL_KEY_UPDATE_REQUESTED), 1);
+      const Bytes up = Pattern(100, 5);
+      const IoResult w8 = co_await WriteBytes(*p.client, up);
+      EXPECT_FALSE(w8.ec) << w8.ec.message();
+      const Bytes got_up = co_await TryReadExactly(*p.server, up.size());
+      EXPECT_TRUE(got_up == up);
+      const Bytes down = Pattern(100, 6);
+      const IoResult w9 = co_await WriteBytes(*p.server, down);
+      EXPECT_FALSE(w9.ec) << w9.ec.message();
+      const Bytes got_down = co_await ReadExactly(*p.client, down.size());
+      EXPECT_TRUE(got_down == down);
+      EXPECT_EQ(p.server->key_updates_received(), 1u);
+    }());
+  }
+}
+
+}  // namespace
+}  // namespace derpkit::net
