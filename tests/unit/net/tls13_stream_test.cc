@@ -25,6 +25,7 @@
 #include "lib/net/tls13_records.h"
 #include "lib/util/bytes.h"
 #include "tests/unit/net/net_test_util.h"
+#include "tests/unit/net/stream_test_util.h"
 
 // GCC 12 misreports asio's coroutine frame operator new/delete pair as mismatched (GCC PR 109224).
 #if defined(__GNUC__) && !defined(__clang__)
@@ -40,77 +41,7 @@ using namespace std::chrono_literals;
 using namespace asio::experimental::awaitable_operators;
 using Role = DirectTlsStream::Role;
 
-Bytes Pattern(std::size_t size, unsigned seed) {
-  Bytes out(size);
-  for (std::size_t i = 0; i < size; ++i) {
-    out[i] = static_cast<std::byte>((i * 131 + seed + (i >> 11)) & 0xff);
-  }
-  return out;
-}
-
-struct SocketPair {
-  tcp::socket client;
-  tcp::socket server;
-};
-
-asio::awaitable<SocketPair> ConnectedSockets(int buffer_bytes = 0) {
-  auto ex = co_await asio::this_coro::executor;
-  tcp::acceptor acceptor(ex, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
-  tcp::socket client(ex);
-  if (buffer_bytes > 0) {
-    client.open(tcp::v4());
-    client.set_option(asio::socket_base::receive_buffer_size(buffer_bytes));
-  }
-  co_await client.async_connect(acceptor.local_endpoint(), use_awaitable);
-  tcp::socket server = co_await acceptor.async_accept(use_awaitable);
-  if (buffer_bytes > 0) server.set_option(asio::socket_base::send_buffer_size(buffer_bytes));
-  co_return SocketPair{std::move(client), std::move(server)};
-}
-
-asio::awaitable<IoResult> WriteBytes(Stream& s, ByteSpan data) {
-  const asio::const_buffer b = asio::buffer(data.data(), data.size());
-  co_return co_await s.WriteAll(std::span(&b, 1));
-}
-
-asio::awaitable<Bytes> ReadExactly(Stream& s, std::size_t size, std::size_t chunk = 16384) {
-  Bytes out;
-  Bytes buf(chunk);
-  while (out.size() < size) {
-    const std::size_t want = std::min(chunk, size - out.size());
-    const IoResult r = co_await s.ReadSome(std::span(buf).first(want));
-    if (r.ec) {
-      ADD_FAILURE() << "ReadSome after " << out.size() << " bytes: " << r.ec.message();
-      break;
-    }
-    out.insert(out.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(r.bytes));
-  }
-  co_return out;
-}
-
-// Reads exactly `size` bytes the way the relay does: WaitReadable, then TryRead into a 64 KiB
-// buffer until it says would_block.
-asio::awaitable<Bytes> TryReadExactly(Stream& s, std::size_t size) {
-  Bytes out;
-  Bytes buf(64 * 1024);
-  while (out.size() < size) {
-    const std::error_code wec = co_await s.WaitReadable();
-    if (wec) {
-      ADD_FAILURE() << "WaitReadable after " << out.size() << " bytes: " << wec.message();
-      break;
-    }
-    for (int round = 0; round < 1000 && out.size() < size; ++round) {
-      const std::size_t want = std::min(buf.size(), size - out.size());
-      const IoResult r = s.TryRead(std::span(buf).first(want));
-      if (r.ec == asio::error::would_block) break;
-      if (r.ec) {
-        ADD_FAILURE() << "TryRead after " << out.size() << " bytes: " << r.ec.message();
-        co_return out;
-      }
-      out.insert(out.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(r.bytes));
-    }
-  }
-  co_return out;
-}
+using namespace derpkit::net::stream_test;
 
 // Reads until an error and returns it with the bytes that came before it.
 asio::awaitable<std::pair<Bytes, std::error_code>> ReadToError(Stream& s) {
