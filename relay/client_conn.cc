@@ -6,6 +6,7 @@
 
 #include "lib/derp/frame.h"
 #include "lib/derp/handshake.h"
+#include "lib/net/gather.h"
 #include "lib/net/log.h"
 #include "relay/admission.h"
 #include "relay/server.h"
@@ -23,7 +24,9 @@ constexpr std::size_t kInitialReadBuffer = 1024;
 constexpr std::size_t kBusyReadBuffer = 32 * 1024;
 // A receiver whose write has taken nothing for this long is not draining: it pauses nobody.
 constexpr auto kStalledWriteAfter = std::chrono::milliseconds(200);
-// A paused sender reads again after this long even if nobody resumed it.
+// How often a long write asks the kernel whether the client is taking bytes (WriteIdleFor).
+constexpr auto kProgressCheckEvery = std::chrono::milliseconds(50);
+// A sender held this long reads one chunk and waits again (WaitWhilePaused).
 constexpr auto kMaxPause = std::chrono::milliseconds(250);
 // The largest frame a client may send us: a ClientInfo (the handshake) or a ForwardPacket.
 constexpr std::size_t kMaxFrameBuffer = derp::kFrameHeaderSize + derp::kMaxClientInfoSize;
@@ -246,9 +249,11 @@ asio::awaitable<CloseReason> ClientConn::Handshake() {
 }
 
 asio::awaitable<std::optional<CloseReason>> ClientConn::WaitWhilePaused() {
-  while (paused_) {
+  while (pause_holds_ > 0) {
     if (Clock::now() >= pause_until_) {
-      paused_ = false;
+      // Held this long: let one chunk through and wait again (a slow trickle, never a flood that
+      // the holders' queues would have to drop).
+      pause_until_ = Clock::now() + kMaxPause;
       break;
     }
     resume_.expires_at(pause_until_);
@@ -263,15 +268,16 @@ asio::awaitable<std::optional<CloseReason>> ClientConn::WaitWhilePaused() {
 }
 
 void ClientConn::PauseReading() {
-  if (paused_ || close_reason_) return;
-  paused_ = true;
-  pause_until_ = Clock::now() + kMaxPause;
-  stats_.sender_pauses.Add();
+  if (close_reason_) return;
+  if (pause_holds_++ == 0) {
+    pause_until_ = Clock::now() + kMaxPause;
+    stats_.sender_pauses.Add();
+  }
 }
 
 void ClientConn::ResumeReading() {
-  paused_ = false;
-  if (reader_waiting_) resume_.cancel();
+  if (pause_holds_ == 0) return;  // closed while held
+  if (--pause_holds_ == 0 && reader_waiting_) resume_.cancel();
 }
 
 asio::awaitable<CloseReason> ClientConn::ReadLoop() {
@@ -288,7 +294,7 @@ asio::awaitable<CloseReason> ClientConn::ReadLoop() {
   // shard's other work run, without asking the reactor. After a short read the socket is empty.
   bool maybe_more = true;
   for (;;) {
-    if (paused_) {
+    if (pause_holds_ > 0) {
       auto ended = co_await WaitWhilePaused();
       if (ended) co_return *ended;
     }
@@ -339,7 +345,7 @@ asio::awaitable<CloseReason> ClientConn::ReadLoopWithOwnBuffer() {
     shard_.FlushOutbox(PacketSource{shard_.index(), id_});
     shard_.FlushWrites();
     if (reason) co_return *reason;
-    if (paused_) {
+    if (pause_holds_ > 0) {
       auto ended = co_await WaitWhilePaused();
       if (ended) co_return *ended;
     }
@@ -545,8 +551,39 @@ void ClientConn::Enqueue(Packet&& packet, PacketSource from) {
   }
 }
 
-bool ClientConn::WriteStalled(Clock::time_point now) const {
-  return write_in_flight_ && now - write_started_ > kStalledWriteAfter;
+bool ClientConn::WriteIdleFor(Clock::time_point now, Clock::duration limit) {
+  if (!write_in_flight_) return false;
+  // The kernel is asked at most every kProgressCheckEvery (never during a write's first one).
+  // Bytes acknowledged since the last look, or a first look, count as taken now.
+  if (now - progress_checked_at_ >= kProgressCheckEvery) {
+    progress_checked_at_ = now;
+    if (const auto progress = ReadSendProgress(stream_->tcp().native_handle())) {
+      if (write_acked_ != progress->acked_bytes) {
+        write_acked_ = progress->acked_bytes;
+        write_progress_at_ = now;
+      }
+    }  // the kernel does not say: the write's age decides
+  }
+  return now - write_progress_at_ > limit;
+}
+
+bool ClientConn::WriteStalled(Clock::time_point now) {
+  return WriteIdleFor(now, kStalledWriteAfter);
+}
+
+bool ClientConn::WriteOverdue(Clock::time_point now) {
+  const auto timeout = write_timeout();
+  return !close_reason_ && timeout.count() > 0 && WriteIdleFor(now, timeout);
+}
+
+void ClientConn::StartWriteClock() {
+  write_progress_at_ = Clock::now();
+  progress_checked_at_ = write_progress_at_;
+  write_acked_.reset();
+}
+
+void ClientConn::ReleaseSendersIfStalled(Clock::time_point now) {
+  if (!paused_senders_.empty() && WriteStalled(now)) ResumePausedSenders();
 }
 
 void ClientConn::ResumePausedSenders() {
@@ -656,20 +693,7 @@ void ClientConn::BuildBatch() {
     b.payload_bytes += p.payload.size();
   }
   if (!b.control.empty()) b.iov.emplace_back(b.control.data(), b.control.size());
-  in_flight_bytes_ = b.payload_bytes;
-  write_started_ = Clock::now();
-}
-
-void ClientConn::ConsumeIov(std::size_t n) {
-  WriteBatch& b = *batch_;
-  while (n > 0 && b.iov_done < b.iov.size()) {
-    asio::const_buffer& buf = b.iov[b.iov_done];
-    const std::size_t here = std::min(n, buf.size());
-    buf += here;
-    n -= here;
-    if (buf.size() == 0) ++b.iov_done;
-  }
-  while (b.iov_done < b.iov.size() && b.iov[b.iov_done].size() == 0) ++b.iov_done;
+  StartWriteClock();
 }
 
 CloseReason ClientConn::FailBatch(const std::error_code& ec) {
@@ -677,7 +701,6 @@ CloseReason ClientConn::FailBatch(const std::error_code& ec) {
     stats_.RecordDrop(DropReason::kWriteError, p.disco ? PacketKind::kDisco : PacketKind::kOther,
                       p.payload.size());
   }
-  in_flight_bytes_ = 0;
   shard_.batches().Give(std::move(batch_));
   return Classify(ec);
 }
@@ -688,7 +711,6 @@ std::optional<CloseReason> ClientConn::FinishBatch(bool& stop_writing) {
   stats_.bytes_sent.Add(b.payload_bytes);
   traffic_.packets_out += b.packets.size();
   traffic_.bytes_out += b.payload_bytes;
-  in_flight_bytes_ = 0;
   const auto written = Clock::now();
   for (const Packet& p : b.packets) {
     stats_.queue_delay_seconds.Observe(std::chrono::duration<double>(written - p.enqueued).count());
@@ -738,7 +760,7 @@ void ClientConn::FlushNow() {
     EndConnection(FailBatch(r.ec));
     return;
   }
-  ConsumeIov(r.bytes);
+  net::ConsumeWritten(batch_->iov, batch_->iov_done, r.bytes);
   if (batch_->iov_done < batch_->iov.size()) {
     StartWriter();  // finishes this batch when the socket has room
     return;
@@ -756,38 +778,35 @@ void ClientConn::FlushNow() {
 asio::awaitable<std::optional<CloseReason>> ClientConn::WriteLoop() {
   for (;;) {
     if (close_reason_) co_return close_reason_;
-    if (batch_ == nullptr && !HasPendingWrites() && stream_->has_pending_output()) {
-      // Bytes a TryWrite left inside the stream: send them, under the write deadline.
-      write_started_ = Clock::now();
-      write_in_flight_ = true;
-      shard_.WatchWrite(*this);
-      auto flushed = co_await stream_->WriteAll({});
-      shard_.UnwatchWrite(*this);
-      write_in_flight_ = false;
-      if (flushed.ec) co_return Classify(flushed.ec);
+    if (batch_ == nullptr && HasPendingWrites()) BuildBatch();
+    if (batch_ == nullptr && !stream_->has_pending_output()) {
+      // Idle: the coroutine ends (an idle connection holds no writer) and Wake() starts a new
+      // one. Only while a Pong waits to be taken does it stay, to look again
+      // (relay/stalled_reader.h).
+      if (!stalled_reader_.watching()) co_return std::nullopt;
+      wake_.expires_at(stalled_reader_.next_check());
+      writer_waiting_ = true;
+      co_await wake_.async_wait(net::kAsTuple);
+      writer_waiting_ = false;
+      if (close_reason_) co_return close_reason_;
+      if (auto stalled = PollStalledReader()) co_return stalled;
       continue;
     }
-    if (batch_ == nullptr) {
-      if (!HasPendingWrites()) {
-        // Idle: the coroutine ends (an idle connection holds no writer) and Wake() starts a
-        // new one. Only while a Pong waits to be taken does it stay, to look again
-        // (relay/stalled_reader.h).
-        if (!stalled_reader_.watching()) co_return std::nullopt;
-        wake_.expires_at(stalled_reader_.next_check());
-        writer_waiting_ = true;
-        co_await wake_.async_wait(net::kAsTuple);
-        writer_waiting_ = false;
-        if (close_reason_) co_return close_reason_;
-        if (auto stalled = PollStalledReader()) co_return stalled;
-        continue;
-      }
-      BuildBatch();
+    // The rest of the batch, or no buffers at all to push out what a TryWrite left inside the
+    // stream; either way under the write deadline (Shard's ticker, WriteOverdue).
+    std::span<const asio::const_buffer> rest;
+    if (batch_ != nullptr) {
+      rest = std::span(batch_->iov).subspan(batch_->iov_done);
+    } else {
+      StartWriteClock();
     }
     write_in_flight_ = true;
-    shard_.WatchWrite(*this);
-    auto r = co_await stream_->WriteAll(std::span(batch_->iov).subspan(batch_->iov_done));
-    shard_.UnwatchWrite(*this);
+    auto r = co_await stream_->WriteAll(rest);
     write_in_flight_ = false;
+    if (batch_ == nullptr) {
+      if (r.ec) co_return Classify(r.ec);
+      continue;
+    }
     if (r.ec) co_return FailBatch(r.ec);
     bool stop_writing = false;
     if (auto reason = FinishBatch(stop_writing)) co_return reason;

@@ -16,10 +16,14 @@
 // Back-pressure instead of drops: Enqueue() never blocks. When a receiver has more than a quarter
 // of --send-queue-bytes queued (or in a write), the connection that sent the packet is asked to
 // pause: its ReadLoop stops reading after the current chunk, so TCP slows the sender, until the
-// receiver is below a sixteenth, or kMaxPause has passed. A receiver whose write has been stuck
-// for kStalledWriteAfter (it takes nothing) pauses nobody: its queue runs up to the limit and then
-// drops its oldest packets (derper's queue_head), so a client that does not read only loses its
-// own packets. Disco packets never pause anyone; their queue is --send-queue-depth packets.
+// receiver is below a sixteenth. Pauses are counted holds, one per receiver (and one per full
+// mailbox between shards), so one receiver draining does not release a sender another still
+// holds. A sender held for kMaxPause reads one chunk and waits again: a hold that outlives its
+// reason costs throughput, never packets. A receiver whose write has been stuck for
+// kStalledWriteAfter (it takes nothing) releases its holds and pauses nobody: its queue runs up to
+// the limit and then drops its oldest packets (derper's queue_head), so a client that does not
+// read only loses its own packets. Disco packets never pause anyone; their queue is
+// --send-queue-depth packets.
 //
 // Thread affinity: everything runs on the owning shard's thread.
 #pragma once
@@ -89,10 +93,12 @@ class ClientConn {
 
   // Queues a packet for this client (same shard only). Never blocks; may ask `from` to pause.
   void Enqueue(Packet&& packet, PacketSource from);
-  // Back-pressure from a receiver: stop reading after the current chunk, until ResumeReading()
-  // or kMaxPause.
+  // Back-pressure from a receiver: one hold each; reading stops after the current chunk while
+  // any hold is left (one chunk per kMaxPause gets through).
   void PauseReading();
   void ResumeReading();
+  // A receiver that takes nothing (its write stuck for kStalledWriteAfter) lets its senders go.
+  void ReleaseSendersIfStalled(std::chrono::steady_clock::time_point now);
   void QueuePeerGone(const derp::PublicKey& peer, derp::PeerGoneReason reason);
   // Tells this watcher (a mesh peer) that a key connected here.
   void QueuePeerPresent(const derp::PeerPresent& present);
@@ -111,8 +117,9 @@ class ClientConn {
   void SetLastSource(const derp::PublicKey& src) { last_src_ = src; }
   // Closes the connection from outside (shutdown, ClosePeer, write deadline).
   void Close(CloseReason reason);
-  // Called by the shard's write watchdog.
-  std::chrono::steady_clock::time_point write_started() const { return write_started_; }
+  // Called by the shard's ticker: a write has waited on the socket while the client took
+  // nothing for write_timeout().
+  bool WriteOverdue(std::chrono::steady_clock::time_point now);
   // Called by the shard's ticker: queues a KeepAlive when one is due (derper: every 60 s).
   void KeepAliveDue(std::chrono::steady_clock::time_point now);
   // Called by the shard after a read chunk or a mailbox batch was routed (Shard::FlushWrites):
@@ -136,7 +143,6 @@ class ClientConn {
   // socket takes it, else finished by the writer; then accounted (FinishBatch, which says when
   // the connection must end or, after a Restarting frame, that nothing more is written).
   void BuildBatch();
-  void ConsumeIov(std::size_t n);
   CloseReason FailBatch(const std::error_code& ec);
   std::optional<CloseReason> FinishBatch(bool& stop_writing);
   // kWriteTimeout once the client has taken none of our bytes, a Pong among them, for the write
@@ -156,9 +162,19 @@ class ClientConn {
   CloseReason Classify(const std::error_code& ec) const;
 
   // Bytes of other packets queued or in the write now in flight.
-  std::size_t QueuedBytes() const { return data_queue_.bytes() + in_flight_bytes_; }
+  std::size_t QueuedBytes() const {
+    return data_queue_.bytes() + (batch_ != nullptr ? batch_->payload_bytes : 0);
+  }
   // True when the write in flight has taken nothing for kStalledWriteAfter.
-  bool WriteStalled(std::chrono::steady_clock::time_point now) const;
+  bool WriteStalled(std::chrono::steady_clock::time_point now);
+  // True when a write is in flight and the client has acknowledged none of our bytes for about
+  // `limit` (up to kProgressCheckEvery more). A write that is merely long (a big batch to a slow
+  // but steady reader) is not idle: the kernel is asked (TCP_INFO) at most every
+  // kProgressCheckEvery while a write waits.
+  bool WriteIdleFor(std::chrono::steady_clock::time_point now,
+                    std::chrono::steady_clock::duration limit);
+  // A write starts: the idle clock starts from now.
+  void StartWriteClock();
   // Lets every paused sender go on reading.
   void ResumePausedSenders();
 
@@ -183,7 +199,7 @@ class ClientConn {
   std::size_t rend_ = 0;
   Bytes partial_;
   std::uint64_t skip_remaining_ = 0;  // bytes of an unknown frame still to discard
-  bool paused_ = false;               // a receiver asked us to stop reading
+  int pause_holds_ = 0;               // receivers (and mailboxes) that asked us to stop reading
   std::chrono::steady_clock::time_point pause_until_{};
   ShardTimer resume_;
   bool reader_waiting_ = false;
@@ -193,8 +209,7 @@ class ClientConn {
   // Write side.
   PacketQueue disco_queue_;
   PacketQueue data_queue_;
-  std::size_t in_flight_bytes_ = 0;
-  bool write_in_flight_ = false;
+  bool write_in_flight_ = false;              // the writer waits for the socket to take a write
   std::vector<PacketSource> paused_senders_;  // senders this receiver asked to pause
   Bytes control_;  // whole frames (PeerGone, Pong, KeepAlive) waiting to be written
   std::optional<derp::PingData> pending_pong_;
@@ -204,7 +219,10 @@ class ClientConn {
   bool loops_started_ = false;  // after the handshake; Wake() starts the writer from then on
   std::chrono::steady_clock::time_point next_keepalive_;
   std::chrono::steady_clock::duration keepalive_interval_{};
-  std::chrono::steady_clock::time_point write_started_{};
+  // The start of the write in flight, or the last time the client was seen taking bytes of it.
+  std::chrono::steady_clock::time_point write_progress_at_{};
+  std::chrono::steady_clock::time_point progress_checked_at_{};
+  std::optional<std::uint64_t> write_acked_;  // tcpi_bytes_acked at the last look
   std::unique_ptr<WriteBatch> batch_;  // from the shard's pool while a batch is being written
   bool flush_queued_ = false;          // in the shard's list for FlushNow()
 

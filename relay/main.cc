@@ -126,8 +126,8 @@ int main(int argc, char** argv) {
                  "TCP_USER_TIMEOUT: how long sent data may go unacknowledged before the "
                  "connection is dropped (Go duration); 0 leaves the system default.");
   app.add_option("--tcp-write-timeout", write_timeout,
-                 "Deadline for each write to a client (Go duration); 0 results in no timeout "
-                 "being set on writes.");
+                 "Write deadline (Go duration): a client that takes no byte of a waiting write for "
+                 "this long is disconnected; 0 results in no timeout being set on writes.");
   app.add_option("--workers", config.workers,
                  "Event loops (threads), each owning its share of the connections; 0 means one "
                  "per core.");

@@ -295,7 +295,7 @@ void AddPacketFamilies(Families& out, const StatsSnapshot& s) {
   out.Counter("derp_keepalives_sent_total", "KeepAlive frames sent to clients.",
               D(s.keepalives_sent));
   out.Counter("derp_write_timeouts_total",
-              "Writes to clients that did not finish within --tcp-write-timeout, and Pongs the "
+              "Writes to clients that took no byte of them for --tcp-write-timeout, and Pongs the "
               "client took no byte of for as long.",
               D(s.write_timeouts));
   out.Counter("derp_sender_pauses_total",

@@ -26,8 +26,7 @@ Shard::Shard(int index, Server& server)
 Shard::~Shard() { StopAndJoin(); }
 
 void Shard::StartThread() {
-  asio::co_spawn(io_, WriteWatchdog(), asio::detached);
-  asio::co_spawn(io_, KeepAliveTicker(), asio::detached);
+  asio::co_spawn(io_, ConnectionTicker(), asio::detached);
   thread_ = std::thread([this] {
     for (;;) {
       try {
@@ -51,7 +50,6 @@ void Shard::Attach(ClientConn& conn) { conns_[conn.id()] = &conn; }
 
 void Shard::Detach(ClientConn& conn) {
   conns_.erase(conn.id());
-  writing_.erase(&conn);
   if (conn.flush_queued()) std::erase(to_flush_, &conn);
 }
 
@@ -150,27 +148,20 @@ void Shard::DeliverLocal(const derp::PublicKey& dst, ConnRoute route, Packet&& p
   pool_.Give(std::move(packet.payload));
 }
 
-void Shard::PauseSender(PacketSource who) {
+void Shard::OnConnection(PacketSource who, void (ClientConn::*action)()) {
   if (who.shard == index_) {
-    if (ClientConn* conn = Find(who.conn_id)) conn->PauseReading();
+    if (ClientConn* conn = Find(who.conn_id)) (conn->*action)();
     return;
   }
   Shard& there = server_.shard(who.shard);
-  asio::post(there.io(), [&there, id = who.conn_id] {
-    if (ClientConn* conn = there.Find(id)) conn->PauseReading();
+  asio::post(there.io(), [&there, id = who.conn_id, action] {
+    if (ClientConn* conn = there.Find(id)) (conn->*action)();
   });
 }
 
-void Shard::ResumeSender(PacketSource who) {
-  if (who.shard == index_) {
-    if (ClientConn* conn = Find(who.conn_id)) conn->ResumeReading();
-    return;
-  }
-  Shard& there = server_.shard(who.shard);
-  asio::post(there.io(), [&there, id = who.conn_id] {
-    if (ClientConn* conn = there.Find(id)) conn->ResumeReading();
-  });
-}
+void Shard::PauseSender(PacketSource who) { OnConnection(who, &ClientConn::PauseReading); }
+
+void Shard::ResumeSender(PacketSource who) { OnConnection(who, &ClientConn::ResumeReading); }
 
 void Shard::FlushOutbox(PacketSource reader) {
   if (outbox_dirty_.empty()) return;
@@ -193,19 +184,19 @@ void Shard::FlushOutbox(PacketSource reader) {
 }
 
 void Shard::PostOutbox() {
-  bool behind = false;
   for (int dst : outbox_dirty_) {
     const auto i = static_cast<std::size_t>(dst);
     stats_.cross_shard_packets.Add(outbox_[i].size());
-    behind |=
+    const bool behind =
         server_.shard(dst).PostDeliveries(std::move(outbox_[i]), outbox_bytes_[i], outbox_readers_);
     outbox_[i].clear();
     outbox_bytes_[i] = 0;
+    // One hold per full mailbox, matched by the one resume its DrainInbox() posts back.
+    if (behind) {
+      for (const PacketSource& reader : outbox_readers_) PauseSender(reader);
+    }
   }
   outbox_dirty_.clear();
-  if (behind) {
-    for (const PacketSource& reader : outbox_readers_) PauseSender(reader);
-  }
   outbox_readers_.clear();
 }
 
@@ -271,50 +262,37 @@ void Shard::HandleKeyGone(const derp::PublicKey& key) {
   receivers_.erase(it);
 }
 
-void Shard::WatchWrite(ClientConn& conn) { writing_.insert(&conn); }
-
-void Shard::UnwatchWrite(ClientConn& conn) { writing_.erase(&conn); }
-
-asio::awaitable<void> Shard::WriteWatchdog() {
-  if (server_.config().tcp_write_timeout.count() == 0 &&
-      server_.config().mesh_write_timeout.count() == 0) {
-    co_return;
+asio::awaitable<void> Shard::ConnectionTicker() {
+  // KeepAlives: a quarter of the interval (at most 1 s, at least 10 ms), so one leaves at most
+  // that late, which derper's clients (timeout: 2 minutes) never notice. Write deadlines: every
+  // kWatchdogTick while there are any.
+  const RelayConfig& config = server_.config();
+  const auto interval =
+      std::chrono::duration_cast<std::chrono::milliseconds>(config.keepalive_interval);
+  auto tick =
+      std::clamp(interval / 4, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+  if (config.tcp_write_timeout.count() > 0 || config.mesh_write_timeout.count() > 0) {
+    tick = std::min<std::chrono::milliseconds>(tick, kWatchdogTick);
   }
-  watchdog_timer_ = std::make_unique<asio::steady_timer>(io_);
+  ticker_timer_ = std::make_unique<asio::steady_timer>(io_);
+  std::vector<ClientConn*> overdue;
   for (;;) {
-    watchdog_timer_->expires_after(kWatchdogTick);
-    auto [ec] = co_await watchdog_timer_->async_wait(net::kAsTuple);
+    ticker_timer_->expires_after(tick);
+    auto [ec] = co_await ticker_timer_->async_wait(net::kAsTuple);
     if (ec) co_return;
-    if (writing_.empty()) continue;
     const auto now = std::chrono::steady_clock::now();
-    std::vector<ClientConn*> expired;
-    for (ClientConn* conn : writing_) {
-      const auto timeout = conn->write_timeout();
-      if (timeout.count() > 0 && now - conn->write_started() > timeout) expired.push_back(conn);
+    // KeepAliveDue only queues and posts a flush: conns_ does not change under us. Closing does
+    // (later), so the overdue are closed after the sweep.
+    for (const auto& [id, conn] : conns_) {
+      conn->KeepAliveDue(now);
+      conn->ReleaseSendersIfStalled(now);
+      if (conn->WriteOverdue(now)) overdue.push_back(conn);
     }
-    for (ClientConn* conn : expired) {
-      writing_.erase(conn);
+    for (ClientConn* conn : overdue) {
       stats_.write_timeouts.Add();
       conn->Close(CloseReason::kWriteTimeout);
     }
-  }
-}
-
-asio::awaitable<void> Shard::KeepAliveTicker() {
-  // A quarter of the interval (at most 1 s, at least 10 ms): a KeepAlive leaves at most that
-  // late, which derper's clients (timeout: 2 minutes) never notice.
-  const auto interval =
-      std::chrono::duration_cast<std::chrono::milliseconds>(server_.config().keepalive_interval);
-  const auto tick =
-      std::clamp(interval / 4, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
-  keepalive_timer_ = std::make_unique<asio::steady_timer>(io_);
-  for (;;) {
-    keepalive_timer_->expires_after(tick);
-    auto [ec] = co_await keepalive_timer_->async_wait(net::kAsTuple);
-    if (ec) co_return;
-    const auto now = std::chrono::steady_clock::now();
-    // KeepAliveDue only queues and posts a writer's start: conns_ does not change under us.
-    for (const auto& [id, conn] : conns_) conn->KeepAliveDue(now);
+    overdue.clear();
   }
 }
 
@@ -323,8 +301,7 @@ void Shard::CloseAll() {
   all.reserve(conns_.size());
   for (auto& [id, conn] : conns_) all.push_back(conn);
   for (ClientConn* conn : all) conn->Close(CloseReason::kServerShutdown);
-  if (watchdog_timer_) watchdog_timer_->cancel();
-  if (keepalive_timer_) keepalive_timer_->cancel();
+  if (ticker_timer_) ticker_timer_->cancel();
 }
 
 }  // namespace derpkit::relay

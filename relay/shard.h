@@ -111,21 +111,18 @@ class Shard {
   // `key` has no connection left anywhere: tell the local connections that heard from it.
   void HandleKeyGone(const derp::PublicKey& key);
 
-  // Write deadlines: a connection with a write in flight is checked by a shard-wide ticker
-  // instead of arming a timer per write.
-  void WatchWrite(ClientConn& conn);
-  void UnwatchWrite(ClientConn& conn);
-
   // Asks every connection to close (shutdown).
   void CloseAll();
 
  private:
-  asio::awaitable<void> WriteWatchdog();
-  // Queues KeepAlives that are due: one sweep over the shard's connections per tick, instead of
-  // a suspended writer with a timer per idle connection.
-  asio::awaitable<void> KeepAliveTicker();
+  // One sweep over the shard's connections per tick, instead of a timer per connection: queues
+  // the KeepAlives that are due, lets the senders of a receiver that takes nothing go, and
+  // closes connections whose write has waited past their write deadline.
+  asio::awaitable<void> ConnectionTicker();
   void DrainInbox();
   void PostOutbox();
+  // Runs `action` on connection `who`: here, or posted to its shard (gone by then: nothing).
+  void OnConnection(PacketSource who, void (ClientConn::*action)());
   void Deliver(const derp::PublicKey& dst, ConnRoute route, Packet&& packet, PacketSource from);
   void DeliverLocal(const derp::PublicKey& dst, ConnRoute route, Packet&& packet,
                     PacketSource from);
@@ -144,12 +141,10 @@ class Shard {
   std::unordered_map<std::uint64_t, MeshLink*> links_;
   std::unordered_map<derp::PublicKey, ConnRoute, derp::PublicKeyHash> routes_;
   std::unordered_map<derp::PublicKey, std::vector<std::uint64_t>, derp::PublicKeyHash> receivers_;
-  std::unordered_set<ClientConn*> writing_;
   std::vector<ClientConn*> to_flush_;
   std::vector<ClientConn*> flushing_;
   bool flush_posted_ = false;
-  std::unique_ptr<asio::steady_timer> watchdog_timer_;
-  std::unique_ptr<asio::steady_timer> keepalive_timer_;
+  std::unique_ptr<asio::steady_timer> ticker_timer_;
 
   std::vector<std::vector<Delivery>> outbox_;  // indexed by destination shard
   std::vector<std::size_t> outbox_bytes_;      // payload bytes in each outbox

@@ -31,6 +31,8 @@
 #include <memory>
 #include <string_view>
 
+#include "lib/net/gather.h"
+
 namespace derpkit::net {
 
 namespace {
@@ -51,8 +53,6 @@ std::byte* RecordScratch() {
   if (!scratch) scratch.reset(new std::byte[kRecordBytes]);
   return scratch.get();
 }
-
-bool WouldBlock(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
 
 // The SSL's ex_data slot that points back at its DirectTlsStream, for the keylog callback: a
 // secret is matched to its connection by the SSL*, never by client randoms across connections.
@@ -241,76 +241,42 @@ int DirectTlsStream::BioRead(char* data, std::size_t size, std::size_t* read) {
   // A short recv() emptied the socket: asking again would only cost a syscall that says EAGAIN.
   // Bytes that arrive meanwhile make the socket readable, which WaitReadable sees.
   if (socket_drained_) return -1;
-  for (;;) {
-    const ssize_t n = ::recv(socket_.native_handle(), data, size, MSG_DONTWAIT);
-    if (n > 0) {
-      *read = static_cast<std::size_t>(n);
-      socket_drained_ = static_cast<std::size_t>(n) < size;
-      return 1;
-    }
-    if (n == 0) {
-      peer_eof_ = true;
-      return 0;
-    }
-    if (errno == EINTR) continue;
-    if (WouldBlock(errno)) return -1;
-    socket_errno_ = errno;
+  const IoResult r =
+      RecvNow(socket_.native_handle(), std::span(reinterpret_cast<std::byte*>(data), size));
+  if (!r.ec) {
+    *read = r.bytes;
+    socket_drained_ = r.bytes < size;
+    return 1;
+  }
+  if (r.ec == asio::error::eof) {
+    peer_eof_ = true;
     return 0;
   }
+  if (r.ec == asio::error::would_block) return -1;
+  socket_errno_ = r.ec.value();
+  return 0;
 }
 
 void DirectTlsStream::BioWrite(const char* data, std::size_t size) {
   // After a failure the bytes go nowhere: the writer reports write_error_, and a read that wrote
   // (an alert) must not fail because of it.
   if (closed_ || write_error_) return;
-  std::size_t sent = 0;
-  if (unsent_bytes() == 0) {
-    const int flags = MSG_DONTWAIT | MSG_NOSIGNAL | (more_follows_ ? MSG_MORE : 0);
-    for (;;) {
-      const ssize_t n = ::send(socket_.native_handle(), data, size, flags);
-      if (n >= 0) {
-        sent = static_cast<std::size_t>(n);
-        break;
-      }
-      if (errno == EINTR) continue;
-      if (WouldBlock(errno)) break;
-      write_error_ = std::error_code(errno, std::system_category());
-      return;
-    }
-  }
-  if (sent < size) {
-    const auto* bytes = reinterpret_cast<const std::byte*>(data);
-    unsent_.insert(unsent_.end(), bytes + sent, bytes + size);
+  const std::span bytes(reinterpret_cast<const std::byte*>(data), size);
+  if (auto ec = unsent_.SendOrKeep(socket_.native_handle(), bytes, more_follows_)) {
+    write_error_ = ec;
   }
 }
 
 void DirectTlsStream::SendUnsent() {
-  while (unsent_bytes() > 0 && !write_error_ && !closed_) {
-    const ssize_t n = ::send(socket_.native_handle(), unsent_.data() + unsent_offset_,
-                             unsent_bytes(), MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n >= 0) {
-      unsent_offset_ += static_cast<std::size_t>(n);
-      continue;
-    }
-    if (errno == EINTR) continue;
-    if (WouldBlock(errno)) return;
-    write_error_ = std::error_code(errno, std::system_category());
+  if (write_error_ || closed_) {
+    unsent_.Clear();
+  } else if (auto ec = unsent_.SendKept(socket_.native_handle())) {
+    write_error_ = ec;
   }
-  // Drained (or dead): an idle connection keeps no buffer.
-  std::vector<std::byte>().swap(unsent_);
-  unsent_offset_ = 0;
 }
 
 awaitable<std::error_code> DirectTlsStream::FlushUnsent() {
-  for (;;) {
-    if (closed_) co_return asio::error::operation_aborted;
-    SendUnsent();
-    if (write_error_) co_return write_error_;
-    if (unsent_bytes() == 0) co_return std::error_code{};
-    auto [ec] = co_await socket_.async_wait(asio::socket_base::wait_write, kAsTuple);
-    if (closed_) co_return asio::error::operation_aborted;
-    if (ec) co_return ec;
-  }
+  return unsent_.Flush(socket_, closed_, write_error_);
 }
 
 std::error_code DirectTlsStream::ErrorFor(int ssl_error) {
@@ -482,39 +448,16 @@ awaitable<IoResult> DirectTlsStream::WriteAll(std::span<const asio::const_buffer
   std::error_code ec;
   if (unsent_bytes() > 0) ec = co_await FlushUnsent();  // a read's alert, say
 
-  std::size_t done = 0;   // bytes handed to OpenSSL
-  std::size_t index = 0;  // position in bufs
-  std::size_t offset = 0;
-  while (!ec && done < total) {
-    while (offset == bufs[index].size()) {
-      ++index;
-      offset = 0;
-    }
-    const auto* at = static_cast<const std::byte*>(bufs[index].data()) + offset;
-    const std::size_t left_here = bufs[index].size() - offset;
-    std::span<const std::byte> record;
-    if (left_here >= kRecordBytes) {
-      record = std::span(at, kRecordBytes);  // a whole record from one buffer: no copy
-      offset += kRecordBytes;
+  std::size_t done = 0;  // bytes handed to OpenSSL
+  GatherCursor cursor(bufs);
+  while (!ec && !cursor.done()) {
+    std::span<const std::byte> record = cursor.Contiguous();
+    if (record.size() >= kRecordBytes) {
+      record = record.first(kRecordBytes);  // a whole record from one buffer: no copy
+      cursor.Skip(kRecordBytes);
     } else {
       std::byte* scratch = RecordScratch();
-      std::size_t filled = 0;
-      while (filled < kRecordBytes && index < bufs.size()) {
-        const std::size_t take = std::min(kRecordBytes - filled, bufs[index].size() - offset);
-        if (take > 0) {  // an empty buffer may have no storage at all
-          std::memcpy(scratch + filled, static_cast<const std::byte*>(bufs[index].data()) + offset,
-                      take);
-        }
-        filled += take;
-        offset += take;
-        if (offset == bufs[index].size() && index + 1 < bufs.size()) {
-          ++index;
-          offset = 0;
-        } else if (offset == bufs[index].size()) {
-          break;
-        }
-      }
-      record = std::span<const std::byte>(scratch, filled);
+      record = std::span<const std::byte>(scratch, cursor.CopyTo(std::span(scratch, kRecordBytes)));
     }
     done += record.size();
     const bool more_follows = done < total;
@@ -554,8 +497,7 @@ void DirectTlsStream::Close() {
   std::error_code ignored;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
-  std::vector<std::byte>().swap(unsent_);
-  unsent_offset_ = 0;
+  unsent_.Clear();
 }
 
 }  // namespace derpkit::net

@@ -40,6 +40,7 @@
 #include <system_error>
 #include <vector>
 
+#include "lib/net/socket_io.h"
 #include "lib/net/stream.h"
 #include "lib/net/tls13_records.h"
 
@@ -92,7 +93,7 @@ class DirectTlsStream final : public Stream {
 
   SSL* native_handle() { return ssl_; }
   // Ciphertext the socket has not taken yet (a full socket); 0 when idle.
-  std::size_t unsent_bytes() const { return unsent_.size() - unsent_offset_; }
+  std::size_t unsent_bytes() const { return unsent_.size(); }
 
  private:
   friend struct DirectTlsBio;
@@ -133,11 +134,10 @@ class DirectTlsStream final : public Stream {
   SSL* ssl_ = nullptr;
   std::unique_ptr<CapturedSecrets> secrets_;  // only during a hand-over context's handshake
   bool handover_possible_ = false;            // a hand-over context: read-ahead off so far
-  std::vector<std::byte> unsent_;             // capacity only while the socket is full
-  std::size_t unsent_offset_ = 0;
-  std::error_code read_error_;   // sticky: returned by every later read
-  std::error_code write_error_;  // sticky: the socket refused a write
-  int socket_errno_ = 0;         // the last recv() failure, for SSL_ERROR_SYSCALL
+  KeptBytes unsent_;                          // capacity only while the socket is full
+  std::error_code read_error_;                // sticky: returned by every later read
+  std::error_code write_error_;               // sticky: the socket refused a write
+  int socket_errno_ = 0;                      // the last recv() failure, for SSL_ERROR_SYSCALL
   bool closed_ = false;
   bool handshake_done_ = false;
   bool shutdown_sent_ = false;

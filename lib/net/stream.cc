@@ -1,12 +1,13 @@
 #include "lib/net/stream.h"
 
-#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <climits>
 #include <cstring>
+
+#include "lib/net/gather.h"
+#include "lib/net/socket_io.h"
 
 namespace derpkit::net {
 
@@ -28,53 +29,33 @@ IoResult TcpStream::TryWrite(std::span<const asio::const_buffer> bufs) {
     iov.push_back(iovec{const_cast<void*>(b.data()), b.size()});
   }
   if (iov.empty()) return {{}, 0};
-  msghdr msg{};
-  msg.msg_iov = iov.data();
-  msg.msg_iovlen = iov.size();
-  for (;;) {
-    const ssize_t n = ::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n >= 0) return {{}, static_cast<std::size_t>(n)};
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return {asio::error::would_block, 0};
-    return {std::error_code(errno, asio::error::get_system_category()), 0};
-  }
+  return SendNow(socket_.native_handle(), iov);
 }
 
 awaitable<IoResult> TcpStream::WriteAll(std::span<const asio::const_buffer> bufs) {
   std::size_t total = 0;
   for (const auto& b : bufs) total += b.size();
-  std::size_t index = 0;
-  std::size_t offset = 0;  // into bufs[index]
-  std::size_t written = 0;
-  std::vector<asio::const_buffer> rest;  // only after a partial write
+  IoResult r = TryWrite(bufs);
+  if (r.ec && r.ec != asio::error::would_block) co_return r;
+  std::size_t written = r.bytes;
+  if (written == total) co_return IoResult{{}, written};
+  // A partial write (a full socket, or more than IOV_MAX buffers): the rest, in a list of our
+  // own that the writes below shorten in place.
+  std::vector<asio::const_buffer> rest(bufs.begin(), bufs.end());
+  std::size_t first = 0;
+  ConsumeWritten(rest, first, written);
   while (written < total) {
-    std::span<const asio::const_buffer> now = bufs.subspan(index);
-    if (offset > 0) {
-      rest.assign(now.begin(), now.end());
-      rest.front() += offset;
-      now = rest;
-    }
-    const IoResult r = TryWrite(now);
     if (r.ec == asio::error::would_block) {
       // No structured binding here: GCC 12 mis-compiles one in a branch of a coroutine.
       std::error_code ec;
       co_await socket_.async_wait(asio::socket_base::wait_write,
                                   asio::redirect_error(asio::use_awaitable, ec));
       if (ec) co_return IoResult{ec, written};
-      continue;
     }
-    if (r.ec) co_return IoResult{r.ec, written};
+    r = TryWrite(std::span(rest).subspan(first));
+    if (r.ec && r.ec != asio::error::would_block) co_return IoResult{r.ec, written};
     written += r.bytes;
-    for (std::size_t left = r.bytes; left > 0;) {
-      const std::size_t here = std::min(left, bufs[index].size() - offset);
-      left -= here;
-      offset += here;
-      if (offset == bufs[index].size()) {
-        ++index;
-        offset = 0;
-      }
-    }
-    while (index < bufs.size() && bufs[index].size() == 0) ++index;
+    ConsumeWritten(rest, first, r.bytes);
   }
   co_return IoResult{{}, written};
 }

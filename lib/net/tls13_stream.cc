@@ -54,48 +54,30 @@ std::byte* SealScratch() {
   return scratch.get();
 }
 
-bool ErrnoWouldBlock(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
-
 class Tls13ErrorCategory final : public std::error_category {
  public:
   const char* name() const noexcept override { return "tls13"; }
   std::string message(int value) const override {
+    if (value >= static_cast<int>(Tls13Error::kBadRecordHeader) &&
+        value <= static_cast<int>(Tls13Error::kCipherFailure)) {
+      return RecordErrorText(static_cast<RecordError>(value - 1));
+    }
     switch (static_cast<Tls13Error>(value)) {
-      case Tls13Error::kBadRecordHeader:
-        return RecordErrorText(RecordError::kBadHeader);
-      case Tls13Error::kRecordOverflow:
-        return RecordErrorText(RecordError::kOverflow);
-      case Tls13Error::kBadRecordMac:
-        return RecordErrorText(RecordError::kBadRecordMac);
-      case Tls13Error::kNoContentType:
-        return RecordErrorText(RecordError::kNoContentType);
-      case Tls13Error::kCipherFailure:
-        return RecordErrorText(RecordError::kInternal);
       case Tls13Error::kUnexpectedMessage:
         return "TLS: unexpected message after the handshake (only KeyUpdate is accepted)";
       case Tls13Error::kDecodeError:
         return "TLS: malformed alert or handshake message";
       case Tls13Error::kPeerAlert:
         return "TLS: the peer sent a fatal alert";
+      default:  // the record layer's, above
+        break;
     }
     return "TLS 1.3 record layer error";
   }
 };
 
 std::error_code Tls13ErrorFor(RecordError e) {
-  switch (e) {
-    case RecordError::kBadHeader:
-      return MakeTls13Error(Tls13Error::kBadRecordHeader);
-    case RecordError::kOverflow:
-      return MakeTls13Error(Tls13Error::kRecordOverflow);
-    case RecordError::kBadRecordMac:
-      return MakeTls13Error(Tls13Error::kBadRecordMac);
-    case RecordError::kNoContentType:
-      return MakeTls13Error(Tls13Error::kNoContentType);
-    case RecordError::kInternal:
-      break;
-  }
-  return MakeTls13Error(Tls13Error::kCipherFailure);
+  return MakeTls13Error(static_cast<Tls13Error>(static_cast<int>(e) + 1));
 }
 
 int AlertForRecordError(RecordError e) {
@@ -190,20 +172,18 @@ Tls13Stream::Step Tls13Stream::ReadIntoPartial(std::span<std::byte> buf, std::si
   if (had < want) {
     if (partial_.capacity() < want) partial_.reserve(want);
     partial_.resize(want);
-    const ssize_t n =
-        ::recv(socket_.native_handle(), partial_.data() + had, want - had, MSG_DONTWAIT);
-    if (n <= 0) {
+    const IoResult r =
+        RecvNow(socket_.native_handle(), std::span(partial_).subspan(had, want - had));
+    if (r.ec) {
       partial_.resize(had);
-      if (n == 0) {
+      if (r.ec == asio::error::eof) {
         read_error_ = asio::ssl::error::stream_truncated;  // a FIN in the middle of a record
-      } else if (errno == EINTR) {
-        return Step::kMore;
-      } else if (!ErrnoWouldBlock(errno)) {
-        read_error_ = std::error_code(errno, std::system_category());
+      } else if (r.ec != asio::error::would_block) {
+        read_error_ = r.ec;
       }
       return Step::kStop;
     }
-    partial_.resize(had + static_cast<std::size_t>(n));
+    partial_.resize(had + r.bytes);
     if (partial_.size() < want) return Step::kStop;      // a short recv: the socket is empty
     if (want == kRecordHeaderBytes) return Step::kMore;  // now the body
   }
@@ -237,18 +217,17 @@ Tls13Stream::Step Tls13Stream::ReadDirect(std::span<std::byte> buf, std::size_t&
   Step step = Step::kStop;
   for (;;) {
     const std::size_t room = buf.size() - raw_end;
-    const ssize_t n = ::recv(socket_.native_handle(), buf.data() + raw_end, room, MSG_DONTWAIT);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      if (!ErrnoWouldBlock(errno)) read_error_ = std::error_code(errno, std::system_category());
-      break;
-    }
-    if (n == 0) {
+    const IoResult r = RecvNow(socket_.native_handle(), buf.subspan(raw_end, room));
+    if (r.ec == asio::error::eof) {
       // A FIN without close_notify (after close_notify read_error_ is already eof).
       read_error_ = asio::ssl::error::stream_truncated;
       break;
     }
-    raw_end += static_cast<std::size_t>(n);
+    if (r.ec) {
+      if (r.ec != asio::error::would_block) read_error_ = r.ec;
+      break;
+    }
+    raw_end += r.bytes;
     while (!read_error_ && raw_end - raw_begin >= kRecordHeaderBytes) {
       auto size = RecordSize(
           std::span(buf.data() + raw_begin, kRecordHeaderBytes).first<kRecordHeaderBytes>());
@@ -265,7 +244,7 @@ Tls13Stream::Step Tls13Stream::ReadDirect(std::span<std::byte> buf, std::size_t&
       raw_begin += *size;
     }
     if (read_error_) break;
-    if (static_cast<std::size_t>(n) < room) break;  // a short recv: the socket is empty
+    if (r.bytes < room) break;  // a short recv: the socket is empty
     // The buffer is full: make room by moving the cut-off record down behind the plaintext.
     if (raw_begin == total) {
       step = raw_begin < raw_end ? Step::kMore : Step::kStop;  // partial_ takes over
@@ -396,56 +375,47 @@ bool Tls13Stream::SendControl(ContentType type, std::span<const std::byte> body)
     write_error_ = MakeTls13Error(Tls13Error::kCipherFailure);
     return false;
   }
-  SendOrKeep(record.data(), *sealed, false);
+  SendOrKeep(std::span(record.data(), *sealed), false);
   return !write_error_;
 }
 
-void Tls13Stream::SendOrKeep(const std::byte* bytes, std::size_t size, bool more_follows) {
+void Tls13Stream::SendOrKeep(std::span<const std::byte> bytes, bool more_follows) {
   if (closed_ || write_error_) return;
-  std::size_t sent = 0;
-  if (unsent_bytes() == 0) {
-    const int flags = MSG_DONTWAIT | MSG_NOSIGNAL | (more_follows ? MSG_MORE : 0);
-    for (;;) {
-      const ssize_t n = ::send(socket_.native_handle(), bytes, size, flags);
-      if (n >= 0) {
-        sent = static_cast<std::size_t>(n);
-        break;
-      }
-      if (errno == EINTR) continue;
-      if (ErrnoWouldBlock(errno)) break;
-      write_error_ = std::error_code(errno, std::system_category());
-      return;
-    }
-  }
-  if (sent < size) unsent_.insert(unsent_.end(), bytes + sent, bytes + size);
+  if (auto ec = unsent_.SendOrKeep(socket_.native_handle(), bytes, more_follows)) write_error_ = ec;
 }
 
 void Tls13Stream::SendUnsent() {
-  while (unsent_bytes() > 0 && !write_error_ && !closed_) {
-    const ssize_t n = ::send(socket_.native_handle(), unsent_.data() + unsent_offset_,
-                             unsent_bytes(), MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n >= 0) {
-      unsent_offset_ += static_cast<std::size_t>(n);
-      continue;
-    }
-    if (errno == EINTR) continue;
-    if (ErrnoWouldBlock(errno)) return;
-    write_error_ = std::error_code(errno, std::system_category());
+  if (write_error_ || closed_) {
+    unsent_.Clear();
+  } else if (auto ec = unsent_.SendKept(socket_.native_handle())) {
+    write_error_ = ec;
   }
-  std::vector<std::byte>().swap(unsent_);  // drained (or dead): an idle connection keeps none
-  unsent_offset_ = 0;
 }
 
 awaitable<std::error_code> Tls13Stream::FlushUnsent() {
-  for (;;) {
-    if (closed_) co_return asio::error::operation_aborted;
-    SendUnsent();
-    if (write_error_) co_return write_error_;
-    if (unsent_bytes() == 0) co_return std::error_code{};
-    auto [ec] = co_await socket_.async_wait(asio::socket_base::wait_write, kAsTuple);
-    if (closed_) co_return asio::error::operation_aborted;
-    if (ec) co_return ec;
+  return unsent_.Flush(socket_, closed_, write_error_);
+}
+
+std::size_t Tls13Stream::SealAndSend(GatherCursor& cursor) {
+  // No suspension between sealing into the scratch and SendOrKeep, which sends or copies it into
+  // unsent_: no other connection of this thread can reuse the scratch meanwhile.
+  std::byte* scratch = SealScratch();
+  std::size_t batch_bytes = 0;
+  std::size_t sealed_plaintext = 0;
+  for (std::size_t r = 0; r < kBatchRecords && !cursor.done(); ++r) {
+    const std::size_t filled = cursor.CopyTo(
+        std::span(scratch + batch_bytes + kRecordHeaderBytes, kMaxRecordPlaintextBytes));
+    auto sealed = SealRecord(write_, ContentType::kApplicationData,
+                             std::span(scratch + batch_bytes, kMaxSealedRecordBytes), filled);
+    if (!sealed) {
+      write_error_ = MakeTls13Error(Tls13Error::kCipherFailure);
+      return sealed_plaintext;
+    }
+    batch_bytes += *sealed;
+    sealed_plaintext += filled;
   }
+  if (batch_bytes > 0) SendOrKeep(std::span(scratch, batch_bytes), !cursor.done());
+  return sealed_plaintext;
 }
 
 awaitable<IoResult> Tls13Stream::WriteAll(std::span<const asio::const_buffer> bufs) {
@@ -455,43 +425,9 @@ awaitable<IoResult> Tls13Stream::WriteAll(std::span<const asio::const_buffer> bu
   for (const auto& b : bufs) total += b.size();
   std::error_code ec;
   if (unsent_bytes() > 0) ec = co_await FlushUnsent();  // a control record, say
-
-  std::size_t done = 0;   // plaintext bytes sealed
-  std::size_t index = 0;  // position in bufs
-  std::size_t offset = 0;
-  while (!ec && done < total) {
-    // Seal up to kBatchRecords records into the scratch; no suspension until they are sent or
-    // copied into unsent_, so no other connection of this thread can reuse the scratch meanwhile.
-    std::byte* scratch = SealScratch();
-    std::size_t batch_bytes = 0;
-    for (std::size_t r = 0; r < kBatchRecords && done < total && !ec; ++r) {
-      std::byte* plaintext = scratch + batch_bytes + kRecordHeaderBytes;
-      std::size_t filled = 0;
-      while (filled < kMaxRecordPlaintextBytes && index < bufs.size()) {
-        const std::size_t take =
-            std::min(kMaxRecordPlaintextBytes - filled, bufs[index].size() - offset);
-        if (take > 0) {  // an empty buffer may have no storage at all
-          std::memcpy(plaintext + filled,
-                      static_cast<const std::byte*>(bufs[index].data()) + offset, take);
-        }
-        filled += take;
-        offset += take;
-        if (offset == bufs[index].size()) {
-          ++index;
-          offset = 0;
-        }
-      }
-      auto sealed = SealRecord(write_, ContentType::kApplicationData,
-                               std::span(scratch + batch_bytes, kMaxSealedRecordBytes), filled);
-      if (!sealed) {
-        ec = write_error_ = MakeTls13Error(Tls13Error::kCipherFailure);
-        break;
-      }
-      batch_bytes += *sealed;
-      done += filled;
-    }
-    if (ec) break;
-    SendOrKeep(scratch, batch_bytes, done < total);
+  GatherCursor cursor(bufs);
+  while (!ec && !cursor.done()) {
+    SealAndSend(cursor);
     if (write_error_) {
       ec = write_error_;
     } else if (unsent_bytes() > 0) {
@@ -510,40 +446,8 @@ IoResult Tls13Stream::TryWrite(std::span<const asio::const_buffer> bufs) {
     if (write_error_) return {write_error_, 0};
     if (unsent_bytes() > 0) return {asio::error::would_block, 0};
   }
-  std::byte* scratch = SealScratch();
-  std::size_t batch_bytes = 0;
-  std::size_t done = 0;
-  std::size_t index = 0;
-  std::size_t offset = 0;
-  for (std::size_t r = 0; r < kBatchRecords && index < bufs.size(); ++r) {
-    std::byte* plaintext = scratch + batch_bytes + kRecordHeaderBytes;
-    std::size_t filled = 0;
-    while (filled < kMaxRecordPlaintextBytes && index < bufs.size()) {
-      const std::size_t take =
-          std::min(kMaxRecordPlaintextBytes - filled, bufs[index].size() - offset);
-      if (take > 0) {  // an empty buffer may have no storage at all
-        std::memcpy(plaintext + filled, static_cast<const std::byte*>(bufs[index].data()) + offset,
-                    take);
-      }
-      filled += take;
-      offset += take;
-      if (offset == bufs[index].size()) {
-        ++index;
-        offset = 0;
-      }
-    }
-    if (filled == 0) break;
-    auto sealed = SealRecord(write_, ContentType::kApplicationData,
-                             std::span(scratch + batch_bytes, kMaxSealedRecordBytes), filled);
-    if (!sealed) {
-      write_error_ = MakeTls13Error(Tls13Error::kCipherFailure);
-      return {write_error_, 0};
-    }
-    batch_bytes += *sealed;
-    done += filled;
-  }
-  // The scratch is free again when this returns: what the socket did not take is in unsent_.
-  if (batch_bytes > 0) SendOrKeep(scratch, batch_bytes, false);
+  GatherCursor cursor(bufs);
+  const std::size_t done = SealAndSend(cursor);
   if (write_error_) return {write_error_, 0};
   return {{}, done};
 }
@@ -565,8 +469,7 @@ void Tls13Stream::Close() {
   std::vector<std::byte>().swap(partial_);
   std::vector<std::byte>().swap(held_);
   held_offset_ = 0;
-  std::vector<std::byte>().swap(unsent_);
-  unsent_offset_ = 0;
+  unsent_.Clear();
 }
 
 }  // namespace derpkit::net

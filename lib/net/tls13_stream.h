@@ -24,6 +24,8 @@
 #include <system_error>
 #include <vector>
 
+#include "lib/net/gather.h"
+#include "lib/net/socket_io.h"
 #include "lib/net/stream.h"
 #include "lib/net/tls13_records.h"
 
@@ -31,11 +33,12 @@ namespace derpkit::net {
 
 // Errors of the record layer (category "tls13").
 enum class Tls13Error {
-  kBadRecordHeader = 1,
-  kRecordOverflow,
-  kBadRecordMac,
-  kNoContentType,
-  kCipherFailure,
+  // The record layer's verdicts: RecordError + 1, in its order (the stream converts by adding 1).
+  kBadRecordHeader = static_cast<int>(RecordError::kBadHeader) + 1,
+  kRecordOverflow = static_cast<int>(RecordError::kOverflow) + 1,
+  kBadRecordMac = static_cast<int>(RecordError::kBadRecordMac) + 1,
+  kNoContentType = static_cast<int>(RecordError::kNoContentType) + 1,
+  kCipherFailure = static_cast<int>(RecordError::kInternal) + 1,
   kUnexpectedMessage,  // a post-handshake message other than KeyUpdate, or a stray record type
   kDecodeError,        // a malformed alert or handshake message
   kPeerAlert,          // the peer sent a fatal alert
@@ -71,7 +74,7 @@ class Tls13Stream final : public Stream {
   const char* kind() const override { return "tls"; }
 
   Tls13Suite suite() const { return read_.suite; }
-  std::size_t unsent_bytes() const { return unsent_.size() - unsent_offset_; }
+  std::size_t unsent_bytes() const { return unsent_.size(); }
   // Bytes held between calls (a partial record, undelivered plaintext, unsent ciphertext): 0
   // when idle.
   std::size_t buffered_bytes() const {
@@ -95,8 +98,12 @@ class Tls13Stream final : public Stream {
   void FailRead(std::error_code ec, int alert_description);
   // Seals one control record (alert, KeyUpdate) and sends or queues it.
   bool SendControl(ContentType type, std::span<const std::byte> body);
+  // Seals records of up to 16 KiB from `cursor` into the per-thread scratch, at most
+  // kBatchRecords of them, and hands them to SendOrKeep: the scratch is free again on return.
+  // Returns the plaintext bytes sealed; on a cipher failure write_error_ is set.
+  std::size_t SealAndSend(GatherCursor& cursor);
   // Sends `bytes` at once as far as the socket takes them and keeps the rest in unsent_.
-  void SendOrKeep(const std::byte* bytes, std::size_t size, bool more_follows);
+  void SendOrKeep(std::span<const std::byte> bytes, bool more_follows);
   void SendUnsent();
   awaitable<std::error_code> FlushUnsent();
   bool ReadableNow() const;
@@ -107,8 +114,7 @@ class Tls13Stream final : public Stream {
   std::vector<std::byte> partial_;  // raw bytes of an incomplete record
   std::vector<std::byte> held_;     // opened plaintext the caller's buffer had no room for
   std::size_t held_offset_ = 0;
-  std::vector<std::byte> unsent_;  // ciphertext the socket did not take yet
-  std::size_t unsent_offset_ = 0;
+  KeptBytes unsent_;  // ciphertext the socket did not take yet
   std::uint64_t key_updates_received_ = 0;
   std::error_code read_error_;   // sticky: returned by every later read (eof after close_notify)
   std::error_code write_error_;  // sticky

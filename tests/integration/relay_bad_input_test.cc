@@ -234,6 +234,136 @@ TEST(RelayBackPressure, NonReadingClientLosesOnlyItsOwnPacketsAcrossShards) {
 }
 TEST(RelayBackPressure, NonReadingClientLosesOnlyItsOwnPacketsOverTls) { RunNonReader(true, 2); }
 
+// A receiver that reads slowly but steadily (a fixed socket buffer, a pause every few packets)
+// slows its sender down instead of losing packets: the relay stops reading the sender while the
+// receiver's queue is over a quarter of --send-queue-bytes. ~19 MB, well past what the kernel's
+// socket buffers and the 512 KiB queue hold, so without back-pressure the queue would drop. Across
+// shards the mailbox between them pauses the sender too; the two holds must not release each
+// other (they once did: the mailbox's resume let the sender flood a receiver that was still full).
+struct SlowReader {
+  int workers = 1;
+  std::chrono::milliseconds write_timeout{0};
+  std::int64_t send_queue_bytes = 512 * 1024;
+  int packets = 16000;  // 19 MB: more than the sockets' buffers hold
+  // One receiver each, fed in turn; each pauses 1 ms after this many packets (8: ~9.6 MB/s).
+  std::vector<int> pause_every = {8};
+  bool expect_pauses = true;
+};
+
+void RunSlowReader(const SlowReader& how) {
+  TestRelay relay{TestRelayOptions{false, how.workers, false, [&](relay::RelayConfig& c) {
+                                     c.tcp_write_timeout = how.write_timeout;
+                                     c.send_queue_bytes = how.send_queue_bytes;
+                                   }}};
+  asio::io_context io;
+  auto opts = relay.ClientOptionsFor();
+  opts.key = TestKey(1);
+  auto sender = ConnectClient(io, opts);
+  struct Receiver {
+    std::unique_ptr<derpclient::Client> client;
+    int pause_every = 0;
+    int received = 0;
+    int out_of_order = 0;
+    bool ended = false;  // the relay closed it: no point waiting on
+  };
+  std::vector<Receiver> receivers(how.pause_every.size());
+  for (std::size_t r = 0; r < receivers.size(); ++r) {
+    opts.key = TestKey(static_cast<int>(2 + r));
+    receivers[r].client = ConnectClient(io, opts);
+    receivers[r].pause_every = how.pause_every[r];
+    // A fixed receive buffer stops autotuning, so the relay's queue fills sooner. Not much
+    // smaller: a window under loopback's 64 KiB MSS stalls TCP itself (silly-window avoidance).
+    receivers[r].client->stream()->tcp().set_option(
+        asio::socket_base::receive_buffer_size(256 * 1024));
+  }
+  const int per_receiver = how.packets / static_cast<int>(receivers.size());
+
+  int sent = 0;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        Bytes packet(1200, std::byte{0x42});
+        for (int i = 0; i < per_receiver; ++i) {
+          packet[0] = static_cast<std::byte>(i & 0xff);
+          packet[1] = static_cast<std::byte>(i >> 8);
+          for (Receiver& r : receivers) {
+            const std::error_code ec = co_await sender->SendPacket(r.client->public_key(), packet);
+            if (ec) co_return;
+            ++sent;
+          }
+        }
+      },
+      asio::detached);
+  for (Receiver& r : receivers) {
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          asio::steady_timer pause(io);
+          while (r.received < per_receiver) {
+            auto m = co_await r.client->Recv();
+            if (!m) {
+              r.ended = true;
+              co_return;
+            }
+            const auto* p = std::get_if<RecvPacketMessage>(&*m);
+            if (p == nullptr) continue;
+            const int seq = std::to_integer<int>(p->packet[0]) | std::to_integer<int>(p->packet[1])
+                                                                     << 8;
+            if (seq != r.received) ++r.out_of_order;
+            ++r.received;
+            if (r.received % r.pause_every == 0) {  // slower than the sender
+              pause.expires_after(1ms);
+              co_await pause.async_wait(asio::use_awaitable);
+            }
+          }
+        },
+        asio::detached);
+  }
+  io.restart();  // ConnectClient's Await left the context stopped
+  const auto waiting = [&] {
+    return std::any_of(receivers.begin(), receivers.end(),
+                       [&](const Receiver& r) { return r.received < per_receiver && !r.ended; });
+  };
+  const auto give_up = std::chrono::steady_clock::now() + 60s;
+  while (waiting() && std::chrono::steady_clock::now() < give_up) io.run_for(50ms);
+
+  EXPECT_EQ(sent, per_receiver * static_cast<int>(receivers.size()));
+  for (const Receiver& r : receivers) {
+    EXPECT_EQ(r.received, per_receiver) << "receiver pausing every " << r.pause_every;
+    EXPECT_EQ(r.out_of_order, 0) << "receiver pausing every " << r.pause_every;
+  }
+  EXPECT_EQ(relay.stats().dropped(DropReason::kQueueHead), 0u);
+  if (how.expect_pauses) {
+    EXPECT_GT(relay.stats().sender_pauses, 0u) << "the receiver never fell behind: a test that "
+                                                  "cannot tell back-pressure from a fast reader";
+  }
+  EXPECT_EQ(relay.stats().write_timeouts, 0u);
+  EXPECT_EQ(relay.stats().current_connections, 1 + static_cast<int>(receivers.size()));
+}
+
+TEST(RelayBackPressure, ASlowReaderSlowsItsSenderInsteadOfLosingPackets) {
+  RunSlowReader(SlowReader{});
+}
+TEST(RelayBackPressure, ASlowReaderSlowsItsSenderAcrossShards) {
+  RunSlowReader(SlowReader{.workers = 2});
+}
+// One sender, two receivers at different speeds: the faster catching up must not release the
+// sender while the slower is still full (each holds the sender separately).
+TEST(RelayBackPressure, OneReceiverCatchingUpDoesNotReleaseAnotherOnesHold) {
+  RunSlowReader(SlowReader{.pause_every = {16, 4}});
+}
+// A write deadline shorter than one batch takes to reach a slow reader closes nobody: the
+// deadline is for a client that takes nothing, not for a long write. Here a batch is ~1 MiB (a
+// quarter of a 4 MiB queue) to a reader of ~2.4 MB/s, ~400 ms per write; the reader's TCP window
+// opens every ~30 ms, well inside the 150 ms deadline.
+TEST(RelayBackPressure, ASlowButSteadyReaderOutlivesTheWriteDeadline) {
+  RunSlowReader(SlowReader{.write_timeout = 150ms,
+                           .send_queue_bytes = 4 << 20,
+                           .packets = 6000,
+                           .pause_every = {2},
+                           .expect_pauses = false});
+}
+
 TEST(RelayBackPressure, WriteDeadlineClosesANonReadingClient) {
   TestRelay relay{TestRelayOptions{false, 1, false,
                                    [](relay::RelayConfig& c) { c.tcp_write_timeout = 300ms; }}};

@@ -413,34 +413,11 @@ TEST_F(DirectTlsStreamTest, KeyUpdateMidStreamWhileTheServerReadsAndWrites) {
     KeyUpdateCounter server_seen;
     client_seen.Attach(p.client->native_handle());
     server_seen.Attach(p.server->native_handle());
-    const Bytes up = Pattern(2 * 1024 * 1024, 10);
-    const Bytes down = Pattern(2 * 1024 * 1024, 11);
     // The client asks for a key update every 256 KB of its own writing, in the middle of both
     // streams: each answer is written by a server read while the server's writer is busy.
-    auto client_writes = [&]() -> asio::awaitable<std::error_code> {
-      constexpr std::size_t kChunk = 256 * 1024;
-      for (std::size_t at = 0; at < up.size(); at += kChunk) {
-        if (at > 0) {
-          EXPECT_EQ(SSL_key_update(p.client->native_handle(), SSL_KEY_UPDATE_REQUESTED), 1);
-        }
-        const IoResult r = co_await WriteBytes(*p.client, ByteSpan(up).subspan(at, kChunk));
-        if (r.ec) co_return r.ec;
-      }
-      co_return std::error_code{};
-    };
-    auto results = co_await (client_writes() && WriteBytes(*p.server, down) &&
-                             TryReadExactly(*p.server, up.size()) &&
-                             ReadExactly(*p.client, down.size(), 3000));
-    EXPECT_FALSE(std::get<0>(results)) << std::get<0>(results).message();
-    EXPECT_FALSE(std::get<1>(results).ec) << std::get<1>(results).ec.message();
-    EXPECT_TRUE(std::get<2>(results) == up);
-    EXPECT_TRUE(std::get<3>(results) == down);
-    // A final exchange, so that the client has read past the server's last answer.
-    const Bytes tail = Pattern(100, 12);
-    const IoResult w = co_await WriteBytes(*p.server, tail);
-    EXPECT_FALSE(w.ec);
-    const Bytes got = co_await ReadExactly(*p.client, tail.size());
-    EXPECT_EQ(got, tail);
+    co_await StreamBothWaysAtOnce(*p.client, *p.server, [&] {
+      EXPECT_EQ(SSL_key_update(p.client->native_handle(), SSL_KEY_UPDATE_REQUESTED), 1);
+    });
     EXPECT_EQ(client_seen.sent, 7);
     EXPECT_EQ(server_seen.received, 7);
     EXPECT_EQ(server_seen.sent, 7);  // every request answered

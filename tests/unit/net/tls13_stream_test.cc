@@ -255,37 +255,15 @@ TEST_F(Tls13StreamTest, KeyUpdatesWithAndWithoutRequestWhileBothSidesStream) {
     }
     KeyUpdateCounter client_seen;
     client_seen.Attach(p.client_ssl());
-    const Bytes up = Pattern(2 * 1024 * 1024, 10);
-    const Bytes down = Pattern(2 * 1024 * 1024, 11);
     // Every 256 KB the client updates its key, asking for ours on alternate turns: 7 updates,
     // 4 of them requests (at 256, 768, 1280, 1792 KB).
-    auto client_writes = [&]() -> asio::awaitable<std::error_code> {
-      constexpr std::size_t kChunk = 256 * 1024;
-      for (std::size_t at = 0; at < up.size(); at += kChunk) {
-        if (at > 0) {
-          const bool request = (at / kChunk) % 2 == 1;
-          EXPECT_EQ(SSL_key_update(p.client_ssl(), request ? SSL_KEY_UPDATE_REQUESTED
-                                                           : SSL_KEY_UPDATE_NOT_REQUESTED),
-                    1);
-        }
-        const IoResult r = co_await WriteBytes(*p.client, ByteSpan(up).subspan(at, kChunk));
-        if (r.ec) co_return r.ec;
-      }
-      co_return std::error_code{};
-    };
-    auto results = co_await (client_writes() && WriteBytes(*p.server, down) &&
-                             TryReadExactly(*p.server, up.size()) &&
-                             ReadExactly(*p.client, down.size(), 3000));
-    EXPECT_FALSE(std::get<0>(results)) << std::get<0>(results).message();
-    EXPECT_FALSE(std::get<1>(results).ec) << std::get<1>(results).ec.message();
-    EXPECT_TRUE(std::get<2>(results) == up);
-    EXPECT_TRUE(std::get<3>(results) == down);
-    // A final exchange, so that the client has read past our last answer.
-    const Bytes tail = Pattern(100, 12);
-    const IoResult w = co_await WriteBytes(*p.server, tail);
-    EXPECT_FALSE(w.ec);
-    const Bytes got = co_await ReadExactly(*p.client, tail.size());
-    EXPECT_EQ(got, tail);
+    int turn = 0;
+    co_await StreamBothWaysAtOnce(*p.client, *p.server, [&] {
+      const bool request = ++turn % 2 == 1;
+      EXPECT_EQ(SSL_key_update(p.client_ssl(),
+                               request ? SSL_KEY_UPDATE_REQUESTED : SSL_KEY_UPDATE_NOT_REQUESTED),
+                1);
+    });
     EXPECT_EQ(client_seen.sent, 7);
     EXPECT_EQ(p.server->key_updates_received(), 7u);
     EXPECT_EQ(client_seen.received, 4) << "every request answered, nothing else";

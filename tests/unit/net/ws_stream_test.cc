@@ -15,6 +15,7 @@
 
 #include "lib/http/websocket.h"
 #include "lib/util/bytes.h"
+#include "tests/unit/net/stream_test_util.h"
 
 // GCC 12 misreports asio's coroutine frame operator new/delete pair as mismatched (GCC PR 109224).
 #if defined(__GNUC__) && !defined(__clang__)
@@ -29,6 +30,7 @@ using asio::ip::tcp;
 using namespace std::chrono_literals;
 using namespace asio::experimental::awaitable_operators;
 using Role = WsStream::Role;
+using namespace derpkit::net::stream_test;
 
 Bytes ReadTestdata(const std::string& relative) {
   std::ifstream in(std::string(DERPKIT_TESTDATA_DIR) + "/" + relative, std::ios::binary);
@@ -40,12 +42,6 @@ Bytes ReadTestdata(const std::string& relative) {
 Bytes Slice(const Bytes& b, std::size_t from, std::size_t to) {
   return Bytes(b.begin() + static_cast<std::ptrdiff_t>(from),
                b.begin() + static_cast<std::ptrdiff_t>(to));
-}
-
-Bytes Pattern(std::size_t size, unsigned seed) {
-  Bytes out(size);
-  for (std::size_t i = 0; i < size; ++i) out[i] = static_cast<std::byte>((i * 31 + seed) >> 3);
-  return out;
 }
 
 // A client-to-server frame as a browser would send it, masked with a fixed mask.
@@ -66,51 +62,8 @@ Bytes UnmaskedFrame(bool fin, http::WsOpcode op, ByteSpan payload) {
   return out;
 }
 
-struct Pair {
-  tcp::socket client;
-  tcp::socket server;
-};
-
-// Two ends of a loopback TCP connection. The connect completes from the listen backlog, so no
-// concurrent accept is needed.
-asio::awaitable<Pair> ConnectedPair(int buffer_bytes = 0) {
-  auto ex = co_await asio::this_coro::executor;
-  tcp::acceptor acceptor(ex, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
-  tcp::socket client(ex);
-  if (buffer_bytes > 0) {
-    client.open(tcp::v4());
-    client.set_option(asio::socket_base::receive_buffer_size(buffer_bytes));
-  }
-  co_await client.async_connect(acceptor.local_endpoint(), use_awaitable);
-  tcp::socket server = co_await acceptor.async_accept(use_awaitable);
-  if (buffer_bytes > 0) server.set_option(asio::socket_base::send_buffer_size(buffer_bytes));
-  co_return Pair{std::move(client), std::move(server)};
-}
-
 WsStream MakeWs(tcp::socket socket, Role role, Bytes read_ahead = {}) {
   return WsStream(std::make_unique<TcpStream>(std::move(socket)), role, std::move(read_ahead));
-}
-
-asio::awaitable<IoResult> Write(Stream& s, ByteSpan data) {
-  const asio::const_buffer b = asio::buffer(data.data(), data.size());
-  co_return co_await s.WriteAll(std::span(&b, 1));
-}
-
-// Reads exactly `size` bytes with ReadSome calls of at most `chunk` bytes.
-asio::awaitable<Bytes> ReadExactly(Stream& s, std::size_t size, std::size_t chunk) {
-  Bytes out;
-  Bytes buf(chunk);
-  while (out.size() < size) {
-    const std::size_t want = std::min(chunk, size - out.size());
-    const IoResult r = co_await s.ReadSome(std::span(buf).first(want));
-    if (r.ec) {
-      ADD_FAILURE() << "ReadSome after " << out.size() << " bytes: " << r.ec.message();
-      break;
-    }
-    EXPECT_GT(r.bytes, 0u);
-    out.insert(out.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(r.bytes));
-  }
-  co_return out;
 }
 
 asio::awaitable<std::error_code> ReadError(Stream& s) {
@@ -194,7 +147,7 @@ TEST_F(WsStreamTest, ServerReadsTheCapturedClientFramesStartingInTheReadAhead) {
   Run([]() -> asio::awaitable<void> {
     const Bytes wire = ReadTestdata("derp/websocket/W.c2s.bin");
     const Bytes derp = ReadTestdata("derp/websocket/W.c2s.derp.bin");
-    Pair p = co_await ConnectedPair();
+    SocketPair p = co_await ConnectedSockets();
     // The HTTP reader got the head plus 100 bytes of the first (116-byte) frame.
     WsStream server = MakeWs(std::move(p.server), Role::kServer, Slice(wire, 345, 445));
     co_await RawWrite(p.client, Slice(wire, 445, 500));
@@ -211,7 +164,7 @@ TEST_F(WsStreamTest, ServerWritesTheCapturedServerFramesByteForByte) {
   Run([]() -> asio::awaitable<void> {
     const Bytes wire = ReadTestdata("derp/websocket/W.s2c.bin");
     const Bytes derp = ReadTestdata("derp/websocket/W.s2c.derp.bin");
-    Pair p = co_await ConnectedPair();
+    SocketPair p = co_await ConnectedSockets();
     WsStream server = MakeWs(std::move(p.server), Role::kServer);
     EXPECT_EQ(server.kind(), std::string("websocket"));
     EXPECT_FALSE(server.is_tls());
@@ -238,7 +191,7 @@ TEST_F(WsStreamTest, ClientReadsTheCapturedServerFrames) {
   Run([]() -> asio::awaitable<void> {
     const Bytes wire = ReadTestdata("derp/websocket/W.s2c.bin");
     const Bytes derp = ReadTestdata("derp/websocket/W.s2c.derp.bin");
-    Pair p = co_await ConnectedPair();
+    SocketPair p = co_await ConnectedSockets();
     WsStream client = MakeWs(std::move(p.client), Role::kClient, Slice(wire, 159, 170));
     co_await RawWrite(p.server, Slice(wire, 170, wire.size()));
     EXPECT_EQ(co_await ReadExactly(client, derp.size(), 1000), derp);
@@ -248,11 +201,11 @@ TEST_F(WsStreamTest, ClientReadsTheCapturedServerFrames) {
 TEST_F(WsStreamTest, ClientWritesOneMaskedBinaryFramePerWriteWithFreshMasks) {
   Run([]() -> asio::awaitable<void> {
     const Bytes derp = ReadTestdata("derp/websocket/W.c2s.derp.bin");
-    Pair p = co_await ConnectedPair();
+    SocketPair p = co_await ConnectedSockets();
     WsStream client = MakeWs(std::move(p.client), Role::kClient);
     const std::size_t bounds[] = {0, 110, 116, 183, 196};
     for (std::size_t i = 0; i + 1 < std::size(bounds); ++i) {
-      const IoResult r = co_await Write(client, Slice(derp, bounds[i], bounds[i + 1]));
+      const IoResult r = co_await WriteBytes(client, Slice(derp, bounds[i], bounds[i + 1]));
       EXPECT_FALSE(r.ec);
       EXPECT_EQ(r.bytes, bounds[i + 1] - bounds[i]);
     }
@@ -274,34 +227,35 @@ TEST_F(WsStreamTest, ClientWritesOneMaskedBinaryFramePerWriteWithFreshMasks) {
 
 TEST_F(WsStreamTest, ServerAndClientExchangeDataLargerThanOneReadBothWays) {
   Run([]() -> asio::awaitable<void> {
-    Pair p = co_await ConnectedPair();
+    SocketPair p = co_await ConnectedSockets();
     WsStream server = MakeWs(std::move(p.server), Role::kServer);
     WsStream client = MakeWs(std::move(p.client), Role::kClient);
 
     const Bytes up = Pattern(300 * 1024, 1);  // one frame, bigger than the socket buffers
-    auto [wrote_up, got_up] = co_await (Write(client, up) && ReadExactly(server, up.size(), 4096));
+    auto [wrote_up, got_up] =
+        co_await (WriteBytes(client, up) && ReadExactly(server, up.size(), 4096));
     EXPECT_FALSE(wrote_up.ec);
     EXPECT_EQ(got_up, up);
 
     const Bytes down = Pattern(200 * 1024 + 3, 2);
     auto [wrote_down, got_down] =
-        co_await (Write(server, down) && ReadExactly(client, down.size(), 64 * 1024));
+        co_await (WriteBytes(server, down) && ReadExactly(client, down.size(), 64 * 1024));
     EXPECT_FALSE(wrote_down.ec);
     EXPECT_EQ(got_down, down);
 
     // Small writes in a row read as one stream, whatever the read size.
     for (const char* word : {"ping", "-", "pong"})
-      EXPECT_FALSE((co_await Write(client, AsBytes(word))).ec);
+      EXPECT_FALSE((co_await WriteBytes(client, AsBytes(word))).ec);
     EXPECT_EQ(AsText(co_await ReadExactly(server, 9, 3)), "ping-pong");
   }());
 }
 
 TEST_F(WsStreamTest, CloseHandshakeEndsBothReadersWithEofAndStopsWrites) {
   Run([]() -> asio::awaitable<void> {
-    Pair p = co_await ConnectedPair();
+    SocketPair p = co_await ConnectedSockets();
     WsStream server = MakeWs(std::move(p.server), Role::kServer);
     WsStream client = MakeWs(std::move(p.client), Role::kClient);
-    EXPECT_FALSE((co_await Write(client, AsBytes("last words"))).ec);
+    EXPECT_FALSE((co_await WriteBytes(client, AsBytes("last words"))).ec);
     co_await client.ShutdownGracefully();  // sends Close 1000
 
     EXPECT_EQ(AsText(co_await ReadExactly(server, 10, 64)), "last words");
@@ -312,8 +266,8 @@ TEST_F(WsStreamTest, CloseHandshakeEndsBothReadersWithEofAndStopsWrites) {
     EXPECT_EQ(co_await ReadError(client), asio::error::eof);  // the answer
     EXPECT_EQ(client.peer_close_code(), std::optional<std::uint16_t>(http::kWsCloseNormal));
 
-    EXPECT_EQ((co_await Write(server, AsBytes("late"))).ec, asio::error::broken_pipe);
-    EXPECT_EQ((co_await Write(client, AsBytes("late"))).ec, asio::error::broken_pipe);
+    EXPECT_EQ((co_await WriteBytes(server, AsBytes("late"))).ec, asio::error::broken_pipe);
+    EXPECT_EQ((co_await WriteBytes(client, AsBytes("late"))).ec, asio::error::broken_pipe);
     EXPECT_TRUE(server.protocol_error().empty());
     server.Close();
     client.Close();
@@ -326,7 +280,7 @@ TEST_F(WsStreamTest, CloseHandshakeEndsBothReadersWithEofAndStopsWrites) {
 TEST_F(WsStreamTest, FragmentsAndFramesWithAPingBetweenReadAsOneStream) {
   Run([]() -> asio::awaitable<void> {
     using http::WsOpcode;
-    Pair p = co_await ConnectedPair();
+    SocketPair p = co_await ConnectedSockets();
     WsStream server = MakeWs(std::move(p.server), Role::kServer);
     Bytes in;
     AppendBytes(in, MaskedFrame(false, WsOpcode::kBinary, AsBytes("abc")));
@@ -346,7 +300,7 @@ TEST_F(WsStreamTest, FragmentsAndFramesWithAPingBetweenReadAsOneStream) {
 TEST_F(WsStreamTest, ClientAnswersAServerPingWithAMaskedPong) {
   Run([]() -> asio::awaitable<void> {
     using http::WsOpcode;
-    Pair p = co_await ConnectedPair();
+    SocketPair p = co_await ConnectedSockets();
     WsStream client = MakeWs(std::move(p.client), Role::kClient);
     Bytes in = UnmaskedFrame(true, WsOpcode::kPing, AsBytes("1234"));
     AppendBytes(in, UnmaskedFrame(true, WsOpcode::kBinary, AsBytes("data")));
@@ -360,7 +314,7 @@ TEST_F(WsStreamTest, ClientAnswersAServerPingWithAMaskedPong) {
 
 TEST_F(WsStreamTest, PeerCloseIsAnsweredWithItsCodeAndThenEof) {
   Run([]() -> asio::awaitable<void> {
-    Pair p = co_await ConnectedPair();
+    SocketPair p = co_await ConnectedSockets();
     WsStream server = MakeWs(std::move(p.server), Role::kServer);
     co_await RawWrite(p.client, MaskedFrame(true, http::WsOpcode::kBinary, AsBytes("x")));
     co_await RawWrite(p.client,
@@ -402,7 +356,7 @@ TEST_F(WsStreamTest, ProtocolViolationsFailTheReadAndAreAnsweredWithClose) {
   for (const BadInput& c : cases) {
     SCOPED_TRACE(c.name);
     Run([](const BadInput& c) -> asio::awaitable<void> {
-      Pair p = co_await ConnectedPair();
+      SocketPair p = co_await ConnectedSockets();
       const bool is_server = c.role == Role::kServer;
       tcp::socket& raw = is_server ? p.client : p.server;
       WsStream ws = MakeWs(std::move(is_server ? p.server : p.client), c.role);
@@ -415,7 +369,7 @@ TEST_F(WsStreamTest, ProtocolViolationsFailTheReadAndAreAnsweredWithClose) {
       EXPECT_FALSE(ws.protocol_error().empty());
       EXPECT_EQ(co_await ReadError(ws), std::make_error_code(std::errc::protocol_error));
       co_await ExpectRawClose(raw, /*expect_masked=*/!is_server, c.close_code);
-      EXPECT_EQ((co_await Write(ws, AsBytes("x"))).ec, asio::error::broken_pipe);
+      EXPECT_EQ((co_await WriteBytes(ws, AsBytes("x"))).ec, asio::error::broken_pipe);
     }(c));
   }
 }
@@ -426,7 +380,7 @@ TEST_F(WsStreamTest, ProtocolViolationsFailTheReadAndAreAnsweredWithClose) {
 TEST_F(WsStreamTest, PongQueuedDuringAWriteFollowsTheWrittenFrames) {
   Run([]() -> asio::awaitable<void> {
     using http::WsOpcode;
-    Pair p = co_await ConnectedPair(/*buffer_bytes=*/16 * 1024);
+    SocketPair p = co_await ConnectedSockets(/*buffer_bytes=*/16 * 1024);
     WsStream server = MakeWs(std::move(p.server), Role::kServer);
     const Bytes big = Pattern(2 * kWsMaxWriteFramePayloadSize + 10, 3);
 
@@ -457,7 +411,7 @@ TEST_F(WsStreamTest, PongQueuedDuringAWriteFollowsTheWrittenFrames) {
       EXPECT_EQ(pong.header.opcode, WsOpcode::kPong);
       EXPECT_EQ(AsText(pong.payload), "during");
     };
-    const IoResult wrote = co_await (Write(server, big) && peer(p.client, server, big.size()));
+    const IoResult wrote = co_await (WriteBytes(server, big) && peer(p.client, server, big.size()));
     EXPECT_FALSE(wrote.ec);
     EXPECT_EQ(wrote.bytes, big.size());
   }());
