@@ -276,7 +276,7 @@ void ClientConn::PauseReading() {
 }
 
 void ClientConn::ResumeReading() {
-  if (pause_holds_ == 0) return;  // closed while held
+  if (pause_holds_ == 0) return;  // its pause came after we closed and was not counted
   if (--pause_holds_ == 0 && reader_waiting_) resume_.cancel();
 }
 
@@ -576,12 +576,6 @@ bool ClientConn::WriteOverdue(Clock::time_point now) {
   return !close_reason_ && timeout.count() > 0 && WriteIdleFor(now, timeout);
 }
 
-void ClientConn::StartWriteClock() {
-  write_progress_at_ = Clock::now();
-  progress_checked_at_ = write_progress_at_;
-  write_acked_.reset();
-}
-
 void ClientConn::ReleaseSendersIfStalled(Clock::time_point now) {
   if (!paused_senders_.empty() && WriteStalled(now)) ResumePausedSenders();
 }
@@ -693,7 +687,6 @@ void ClientConn::BuildBatch() {
     b.payload_bytes += p.payload.size();
   }
   if (!b.control.empty()) b.iov.emplace_back(b.control.data(), b.control.size());
-  StartWriteClock();
 }
 
 CloseReason ClientConn::FailBatch(const std::error_code& ec) {
@@ -793,15 +786,16 @@ asio::awaitable<std::optional<CloseReason>> ClientConn::WriteLoop() {
       continue;
     }
     // The rest of the batch, or no buffers at all to push out what a TryWrite left inside the
-    // stream; either way under the write deadline (Shard's ticker, WriteOverdue).
+    // stream; either way under the write deadline (Shard's ticker, WriteOverdue), which counts
+    // from here: the socket was full.
     std::span<const asio::const_buffer> rest;
-    if (batch_ != nullptr) {
-      rest = std::span(batch_->iov).subspan(batch_->iov_done);
-    } else {
-      StartWriteClock();
-    }
+    if (batch_ != nullptr) rest = std::span(batch_->iov).subspan(batch_->iov_done);
+    write_progress_at_ = progress_checked_at_ = Clock::now();
+    write_acked_.reset();
     write_in_flight_ = true;
+    shard_.WatchWrite(*this);
     auto r = co_await stream_->WriteAll(rest);
+    shard_.UnwatchWrite(*this);
     write_in_flight_ = false;
     if (batch_ == nullptr) {
       if (r.ec) co_return Classify(r.ec);

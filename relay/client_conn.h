@@ -173,8 +173,6 @@ class ClientConn {
   // kProgressCheckEvery while a write waits.
   bool WriteIdleFor(std::chrono::steady_clock::time_point now,
                     std::chrono::steady_clock::duration limit);
-  // A write starts: the idle clock starts from now.
-  void StartWriteClock();
   // Lets every paused sender go on reading.
   void ResumePausedSenders();
 
@@ -219,7 +217,7 @@ class ClientConn {
   bool loops_started_ = false;  // after the handshake; Wake() starts the writer from then on
   std::chrono::steady_clock::time_point next_keepalive_;
   std::chrono::steady_clock::duration keepalive_interval_{};
-  // The start of the write in flight, or the last time the client was seen taking bytes of it.
+  // When the writer began to wait, or the last time the client was seen taking bytes since.
   std::chrono::steady_clock::time_point write_progress_at_{};
   std::chrono::steady_clock::time_point progress_checked_at_{};
   std::optional<std::uint64_t> write_acked_;  // tcpi_bytes_acked at the last look

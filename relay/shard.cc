@@ -50,6 +50,7 @@ void Shard::Attach(ClientConn& conn) { conns_[conn.id()] = &conn; }
 
 void Shard::Detach(ClientConn& conn) {
   conns_.erase(conn.id());
+  writing_.erase(&conn);
   if (conn.flush_queued()) std::erase(to_flush_, &conn);
 }
 
@@ -264,27 +265,33 @@ void Shard::HandleKeyGone(const derp::PublicKey& key) {
 
 asio::awaitable<void> Shard::ConnectionTicker() {
   // KeepAlives: a quarter of the interval (at most 1 s, at least 10 ms), so one leaves at most
-  // that late, which derper's clients (timeout: 2 minutes) never notice. Write deadlines: every
-  // kWatchdogTick while there are any.
+  // that late, which derper's clients (timeout: 2 minutes) never notice. Waiting writers: every
+  // kWatchdogTick when there are write deadlines, else with the keepalives.
   const RelayConfig& config = server_.config();
   const auto interval =
       std::chrono::duration_cast<std::chrono::milliseconds>(config.keepalive_interval);
-  auto tick =
+  const auto keepalive_tick =
       std::clamp(interval / 4, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+  auto tick = keepalive_tick;
   if (config.tcp_write_timeout.count() > 0 || config.mesh_write_timeout.count() > 0) {
     tick = std::min<std::chrono::milliseconds>(tick, kWatchdogTick);
   }
   ticker_timer_ = std::make_unique<asio::steady_timer>(io_);
+  auto next_sweep = std::chrono::steady_clock::now();
   std::vector<ClientConn*> overdue;
   for (;;) {
     ticker_timer_->expires_after(tick);
     auto [ec] = co_await ticker_timer_->async_wait(net::kAsTuple);
     if (ec) co_return;
     const auto now = std::chrono::steady_clock::now();
-    // KeepAliveDue only queues and posts a flush: conns_ does not change under us. Closing does
-    // (later), so the overdue are closed after the sweep.
-    for (const auto& [id, conn] : conns_) {
-      conn->KeepAliveDue(now);
+    if (now >= next_sweep) {
+      // KeepAliveDue only queues and posts a flush: conns_ does not change under us.
+      for (const auto& [id, conn] : conns_) conn->KeepAliveDue(now);
+      next_sweep = now + keepalive_tick;
+    }
+    // Neither releasing senders nor the check changes writing_; closing does (later), so the
+    // overdue are closed after the sweep.
+    for (ClientConn* conn : writing_) {
       conn->ReleaseSendersIfStalled(now);
       if (conn->WriteOverdue(now)) overdue.push_back(conn);
     }

@@ -111,13 +111,19 @@ class Shard {
   // `key` has no connection left anywhere: tell the local connections that heard from it.
   void HandleKeyGone(const derp::PublicKey& key);
 
+  // A connection's writer waits for the socket (or no longer does): the ticker checks its write
+  // deadline and whether it still takes bytes, and visits no other connection for that.
+  void WatchWrite(ClientConn& conn) { writing_.insert(&conn); }
+  void UnwatchWrite(ClientConn& conn) { writing_.erase(&conn); }
+
   // Asks every connection to close (shutdown).
   void CloseAll();
 
  private:
-  // One sweep over the shard's connections per tick, instead of a timer per connection: queues
-  // the KeepAlives that are due, lets the senders of a receiver that takes nothing go, and
-  // closes connections whose write has waited past their write deadline.
+  // One timer per shard instead of one per connection: every keepalive tick a sweep over all
+  // connections queues the KeepAlives that are due; every tick the connections whose writer waits
+  // (writing_) are checked: a receiver that takes nothing lets its senders go, one past its write
+  // deadline is closed.
   asio::awaitable<void> ConnectionTicker();
   void DrainInbox();
   void PostOutbox();
@@ -141,6 +147,7 @@ class Shard {
   std::unordered_map<std::uint64_t, MeshLink*> links_;
   std::unordered_map<derp::PublicKey, ConnRoute, derp::PublicKeyHash> routes_;
   std::unordered_map<derp::PublicKey, std::vector<std::uint64_t>, derp::PublicKeyHash> receivers_;
+  std::unordered_set<ClientConn*> writing_;  // WatchWrite()
   std::vector<ClientConn*> to_flush_;
   std::vector<ClientConn*> flushing_;
   bool flush_posted_ = false;
