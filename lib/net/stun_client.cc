@@ -196,6 +196,19 @@ asio::awaitable<Expected<StunAnswer, StunFailure>> StunSocket::Transact(
   p.server = server;
   const Bytes request = stun::BuildBindingRequest(p.txid, options.form);
   pending_.emplace(p.txid, &p);
+  // `p` lives in this coroutine's frame, which can be destroyed without resuming (an
+  // io_context torn down before this socket, at shutdown): it must not stay in pending_ then,
+  // or Close() would complete a freed Pending.
+  struct ForgetOnExit {
+    StunSocket& socket;
+    std::shared_ptr<bool> alive;
+    Pending& pending;
+    ~ForgetOnExit() {
+      if (!*alive) return;
+      auto it = socket.pending_.find(pending.txid);
+      if (it != socket.pending_.end() && it->second == &pending) socket.pending_.erase(it);
+    }
+  } forget{*this, alive_, p};
   EnsureReader();
 
   p.first_send = Clock::now();

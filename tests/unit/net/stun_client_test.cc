@@ -366,6 +366,30 @@ TEST_P(StunClientTest, DestroyedBeforeItsReaderFirstRuns) {
   EXPECT_TRUE(io_.stopped());
 }
 
+// derp-probe's shape: the socket is a local of the coroutine that awaits Transact. When the
+// io_context is torn down (SIGTERM) with both frames suspended, the frames are destroyed
+// without resuming, in an order the compiler picks; ASan checks that the socket's Close() does
+// not complete the Pending freed with Transact's frame.
+TEST_P(StunClientTest, FramesDestroyedMidWaitAtShutdown) {
+  Responder silent(GetParam().loopback, {.silent = true});
+  const StunSocketOptions options{.family = GetParam().family};
+  const udp::endpoint to = silent.endpoint();
+  bool finished = false;
+  {
+    asio::io_context io;
+    auto owner = [&]() -> asio::awaitable<void> {
+      auto sock = StunSocket::Open(io, options);
+      if (!sock) co_return;
+      auto answer = co_await (*sock)->Transact(to, {.timeout = 30s});
+      finished = true;
+    };
+    asio::co_spawn(io, owner(), asio::detached);
+    for (int i = 0; i < 400 && silent.seen().empty(); ++i) io.run_for(10ms);
+    ASSERT_EQ(silent.seen().size(), 1u);
+  }  // ~io_context destroys both suspended frames
+  EXPECT_FALSE(finished);
+}
+
 TEST_P(StunClientTest, WrongFamilyDestinationFailsToSend) {
   auto sock = OpenSocket();
   ASSERT_TRUE(sock);
