@@ -47,6 +47,9 @@ constexpr int kAlertInternalError = 80;
 constexpr int kAlertUserCanceled = 90;
 
 constexpr std::uint8_t kHandshakeKeyUpdate = 24;
+// KeyUpdates in a row without application data between them above which the peer is abusing
+// them (each costs an HKDF pass, and as many as it likes fit in one read): BoringSSL's limit.
+constexpr int kMaxKeyUpdatesInARow = 32;
 
 std::byte* SealScratch() {
   thread_local std::unique_ptr<std::byte[]> scratch;
@@ -284,6 +287,7 @@ std::size_t Tls13Stream::ProcessRecord(std::span<std::byte> record) {
       std::span<const std::byte>(record.data() + kRecordHeaderBytes, opened->plaintext_bytes);
   switch (opened->type) {
     case ContentType::kApplicationData:
+      key_updates_in_a_row_ = 0;
       return opened->plaintext_bytes;
     case ContentType::kHandshake:
       HandleHandshake(body);
@@ -322,19 +326,33 @@ void Tls13Stream::HandleHandshake(std::span<const std::byte> body) {
     FailRead(MakeTls13Error(Tls13Error::kDecodeError), kAlertDecodeError);
     return;
   }
+  if (++key_updates_in_a_row_ > kMaxKeyUpdatesInARow) {
+    FailRead(MakeTls13Error(Tls13Error::kUnexpectedMessage), kAlertUnexpectedMessage);
+    return;
+  }
   if (auto r = UpdateTrafficKeys(read_); !r) {
     FailRead(MakeTls13Error(Tls13Error::kCipherFailure), kAlertInternalError);
     return;
   }
   ++key_updates_received_;
-  if (request == 1 && !shutdown_sent_ && !write_error_) {
-    // Our KeyUpdate(update_not_requested) under the old key, then the new write key.
-    const std::array<std::byte, 5> update{std::byte{kHandshakeKeyUpdate}, std::byte{0},
-                                          std::byte{0}, std::byte{1}, std::byte{0}};
-    if (SendControl(ContentType::kHandshake, update)) {
-      if (auto r = UpdateTrafficKeys(write_); !r) {
-        write_error_ = MakeTls13Error(Tls13Error::kCipherFailure);
-      }
+  if (request == 1) {
+    // RFC 8446 §4.6.3: our answer must precede our next application data, and requests that
+    // arrive while we are silent get one answer. So it goes out now only when the socket has
+    // taken everything else; a peer that does not read cannot make us queue one per request.
+    key_update_owed_ = true;
+    if (unsent_bytes() == 0) SendOwedKeyUpdate();
+  }
+}
+
+void Tls13Stream::SendOwedKeyUpdate() {
+  if (!key_update_owed_ || shutdown_sent_ || write_error_ || closed_) return;
+  key_update_owed_ = false;
+  // Our KeyUpdate(update_not_requested) under the old key, then the new write key.
+  const std::array<std::byte, 5> update{std::byte{kHandshakeKeyUpdate}, std::byte{0}, std::byte{0},
+                                        std::byte{1}, std::byte{0}};
+  if (SendControl(ContentType::kHandshake, update)) {
+    if (auto r = UpdateTrafficKeys(write_); !r) {
+      write_error_ = MakeTls13Error(Tls13Error::kCipherFailure);
     }
   }
 }
@@ -397,6 +415,8 @@ awaitable<std::error_code> Tls13Stream::FlushUnsent() {
 }
 
 std::size_t Tls13Stream::SealAndSend(GatherCursor& cursor) {
+  SendOwedKeyUpdate();
+  if (write_error_) return 0;
   // No suspension between sealing into the scratch and SendOrKeep, which sends or copies it into
   // unsent_: no other connection of this thread can reuse the scratch meanwhile.
   std::byte* scratch = SealScratch();

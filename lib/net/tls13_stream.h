@@ -10,7 +10,9 @@
 // - WriteAll seals records of up to 16 KiB into a per-thread scratch (several records per
 //   send()), encrypting in place; what the socket does not take waits in `unsent_`, which has
 //   capacity only while the socket is full.
-// - Post-handshake messages: KeyUpdate (answered when requested); anything else is an
+// - Post-handshake messages: KeyUpdate (answered when requested, before our next application
+//   data, one answer for requests that arrive while the socket is full; more than 32 in a row
+//   without application data are an unexpected_message); anything else is an
 //   unexpected_message. close_notify reads as asio::error::eof, a FIN without it as
 //   asio::ssl::error::stream_truncated, a bad record as a tls13_error and a fatal alert sent.
 //
@@ -96,6 +98,8 @@ class Tls13Stream final : public Stream {
   void HandleAlert(std::span<const std::byte> body);
   // Ends reading with `ec` and, for our own verdicts, sends a fatal alert.
   void FailRead(std::error_code ec, int alert_description);
+  // Sends the KeyUpdate a peer's request is owed (key_update_owed_), and switches our write key.
+  void SendOwedKeyUpdate();
   // Seals one control record (alert, KeyUpdate) and sends or queues it.
   bool SendControl(ContentType type, std::span<const std::byte> body);
   // Seals records of up to 16 KiB from `cursor` into the per-thread scratch, at most
@@ -116,8 +120,10 @@ class Tls13Stream final : public Stream {
   std::size_t held_offset_ = 0;
   KeptBytes unsent_;  // ciphertext the socket did not take yet
   std::uint64_t key_updates_received_ = 0;
-  std::error_code read_error_;   // sticky: returned by every later read (eof after close_notify)
-  std::error_code write_error_;  // sticky
+  int key_updates_in_a_row_ = 0;  // since the last application data record
+  bool key_update_owed_ = false;  // a requested KeyUpdate not sent yet (sent before our next data)
+  std::error_code read_error_;    // sticky: returned by every later read (eof after close_notify)
+  std::error_code write_error_;   // sticky
   bool closed_ = false;
   bool shutdown_sent_ = false;
 };

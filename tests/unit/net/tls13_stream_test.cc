@@ -158,6 +158,15 @@ class Tls13StreamTest : public ::testing::Test {
     co_await asio::async_write(p.client->tcp(), asio::buffer(record), use_awaitable);
   }
 
+  // A forged KeyUpdate from the client (`request`: update_requested); `keys` moves on to the
+  // next key afterwards, as the client's own would.
+  asio::awaitable<void> ForgeKeyUpdate(Pair& p, TrafficKeys& keys, bool request) {
+    const Bytes update = {std::byte{24}, std::byte{0}, std::byte{0}, std::byte{1},
+                          std::byte{static_cast<unsigned char>(request ? 1 : 0)}};
+    co_await WriteForged(p, keys, ContentType::kHandshake, update);
+    EXPECT_TRUE(UpdateTrafficKeys(keys).has_value());
+  }
+
   TrafficKeys ClientKeys(Tls13Suite suite) {
     const Bytes secret = BytesFromHex(g_client_secret_hex);
     std::vector<std::uint8_t> raw(secret.size());
@@ -383,6 +392,81 @@ TEST_F(Tls13StreamTest, PaddingIsToleratedAndOtherHandshakeMessagesAreRejected) 
     auto [rest, ec] = co_await ReadToError(*p.server);
     EXPECT_TRUE(rest.empty());
     EXPECT_EQ(ec, MakeTls13Error(Tls13Error::kUnexpectedMessage)) << ec.message();
+  }());
+}
+
+TEST_F(Tls13StreamTest, MoreThan32KeyUpdatesWithoutDataBetweenAreRejected) {
+  Run([this]() -> asio::awaitable<void> {
+    Pair p = co_await Connect();
+    if (p.server == nullptr) {
+      ADD_FAILURE() << "no hand-over";
+      co_return;
+    }
+    TrafficKeys keys = ClientKeys(p.server->suite());
+    const Bytes ping = {std::byte{'p'}, std::byte{'i'}, std::byte{'n'}, std::byte{'g'}};
+    // 32 in a row, data, 32 again, data: accepted.
+    for (int round = 0; round < 2; ++round) {
+      for (int i = 0; i < 32; ++i) co_await ForgeKeyUpdate(p, keys, false);
+      co_await WriteForged(p, keys, ContentType::kApplicationData, ping);
+      const Bytes got = co_await TryReadExactly(*p.server, ping.size());
+      EXPECT_TRUE(got == ping) << "round " << round;
+    }
+    EXPECT_EQ(p.server->key_updates_received(), 64u);
+    // The 33rd in a row is not.
+    for (int i = 0; i < 33; ++i) co_await ForgeKeyUpdate(p, keys, false);
+    auto [rest, ec] = co_await ReadToError(*p.server);
+    EXPECT_TRUE(rest.empty());
+    EXPECT_EQ(ec, MakeTls13Error(Tls13Error::kUnexpectedMessage)) << ec.message();
+    EXPECT_EQ(p.server->key_updates_received(), 96u);
+  }());
+}
+
+TEST_F(Tls13StreamTest, RequestsWhileTheSocketIsFullGetOneAnswerBeforeOurNextData) {
+  Run([this]() -> asio::awaitable<void> {
+    Pair p = co_await Connect(16 * 1024);
+    if (p.server == nullptr) {
+      ADD_FAILURE() << "no hand-over";
+      co_return;
+    }
+    KeyUpdateCounter client_seen;
+    client_seen.Attach(p.client_ssl());
+    // Fill the server's socket until some ciphertext waits in the stream.
+    const Bytes chunk = Pattern(16 * 1024, 3);
+    std::size_t filled = 0;
+    for (int i = 0; i < 1000 && p.server->unsent_bytes() == 0; ++i) {
+      const asio::const_buffer b = asio::buffer(chunk);
+      const IoResult w = p.server->TryWrite(std::span(&b, 1));
+      if (w.ec == asio::error::would_block) break;
+      EXPECT_FALSE(w.ec) << w.ec.message();
+      filled += w.bytes;
+    }
+    const std::size_t waiting = p.server->unsent_bytes();
+    if (waiting == 0) {
+      ADD_FAILURE() << "the socket never filled";
+      co_return;
+    }
+    // Ten requests while the client reads nothing: no answer queued behind the full socket.
+    TrafficKeys keys = ClientKeys(p.server->suite());
+    for (int i = 0; i < 10; ++i) co_await ForgeKeyUpdate(p, keys, true);
+    const Bytes x = {std::byte{'x'}};
+    co_await WriteForged(p, keys, ContentType::kApplicationData, x);
+    const Bytes got = co_await TryReadExactly(*p.server, 1);
+    EXPECT_TRUE(got == x);
+    EXPECT_EQ(p.server->key_updates_received(), 10u);
+    EXPECT_EQ(p.server->unsent_bytes(), waiting) << "a request queued an answer";
+    // Our next data: one KeyUpdate first, then the data under the new key, which the client's
+    // OpenSSL reads after everything that waited.
+    const Bytes after = Pattern(100, 4);
+    auto write_after = [&]() -> asio::awaitable<IoResult> {
+      co_return co_await WriteBytes(*p.server, after);
+    };
+    auto results = co_await (write_after() && ReadExactly(*p.client, filled + after.size()));
+    EXPECT_FALSE(std::get<0>(results).ec) << std::get<0>(results).ec.message();
+    const Bytes& all = std::get<1>(results);
+    EXPECT_EQ(all.size(), filled + after.size());
+    EXPECT_TRUE(all.size() >= after.size() &&
+                std::equal(after.begin(), after.end(), all.end() - 100));
+    EXPECT_EQ(client_seen.received, 1) << "ten requests, one answer";
   }());
 }
 
