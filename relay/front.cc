@@ -225,6 +225,7 @@ asio::awaitable<void> FrontConnection::Run() {
     if (auto handover = tls->TakeTls13()) {
       stream_ = std::make_unique<net::Tls13Stream>(std::move(handover->socket), handover->read,
                                                    handover->write);
+      shard_.stats().tls13_record_layer.Add();
     }
   }
 

@@ -409,6 +409,10 @@ void AddHttpAndTlsFamilies(Families& out, const StatsSnapshot& s) {
   for (std::size_t i = 0; i < kTlsVersionLabel.size(); ++i) {
     Families::Sample(versions, D(s.tls_versions[i]), {L("version", kTlsVersionLabel[i])});
   }
+  out.Counter("derp_tls13_record_layer_connections_total",
+              "TLS 1.3 connections handed from OpenSSL to the relay's own record layer after the "
+              "handshake (the other TLS connections stay on OpenSSL).",
+              D(s.tls13_record_layer));
   out.Counter("derp_proxy_header_failures_total",
               "Connections closed for a missing or malformed PROXY protocol header.",
               D(s.proxy_header_failures));

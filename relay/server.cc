@@ -242,6 +242,7 @@ StatsSnapshot Server::Snapshot() const {
     out.packets_forwarded_in += st.packets_forwarded_in.value();
     out.packets_forwarded_out += st.packets_forwarded_out.value();
     for (std::size_t i = 0; i < 2; ++i) out.tls_versions[i] += st.tls_versions[i].value();
+    out.tls13_record_layer += st.tls13_record_layer.value();
     out.tls_handshake_failures += st.tls_handshake_failures.value();
     out.proxy_header_failures += st.proxy_header_failures.value();
     for (std::size_t i = 0; i < out.http_requests_by_route.size(); ++i) {

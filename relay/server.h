@@ -103,6 +103,7 @@ struct StatsSnapshot {
   std::uint64_t packets_forwarded_in = 0;
   std::uint64_t packets_forwarded_out = 0;
   std::array<std::uint64_t, 2> tls_versions{};  // 0 = TLS 1.2, 1 = TLS 1.3
+  std::uint64_t tls13_record_layer = 0;
   std::uint64_t tls_handshake_failures = 0;
   std::uint64_t proxy_header_failures = 0;
   // The main listener's accept limit (derper's tls_listener_{accepted,rejected}_connections).

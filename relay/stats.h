@@ -167,6 +167,8 @@ struct ShardStats {
   // TLS handshakes that completed, by negotiated version (index: 0 = TLS 1.2, 1 = TLS 1.3), and
   // those that failed.
   std::array<ShardCounter, 2> tls_versions;
+  // TLS 1.3 connections handed from OpenSSL to the relay's own record layer (Tls13Stream).
+  ShardCounter tls13_record_layer;
   ShardCounter tls_handshake_failures;
   ShardCounter proxy_header_failures;
   // Plain HTTP requests by route (relay/http_routes.h RouteId).

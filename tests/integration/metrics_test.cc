@@ -193,6 +193,7 @@ TEST_F(RelayMetrics, EveryLabelledSeriesExistsAtZeroBeforeAnyTraffic) {
   for (auto version : {"1.2", "1.3"}) {
     EXPECT_EQ(s["derper_tls_request_version_total{version=\"" + std::string(version) + "\"}"], 0);
   }
+  EXPECT_EQ(s["derp_tls13_record_layer_connections_total"], 0);
   for (auto shard : {"0", "1"}) {
     EXPECT_EQ(s["derp_shard_connections{shard=\"" + std::string(shard) + "\"}"], 0);
     EXPECT_EQ(s["derp_shard_packets_received_total{shard=\"" + std::string(shard) + "\"}"], 0);
@@ -235,7 +236,7 @@ TEST_F(RelayMetrics, EveryFamilyHasHelpTheRightSuffixAndARowInTheReadme) {
   ASSERT_NE(section, std::string::npos) << "README.md has a Metrics section";
   const std::string doc = readme.substr(section);
 
-  EXPECT_EQ(type_of.size(), 79u) << "a new family needs a README row and this count updated";
+  EXPECT_EQ(type_of.size(), 80u) << "a new family needs a README row and this count updated";
   for (const auto& [name, type] : type_of) {
     EXPECT_TRUE(has_help[name]) << name;
     EXPECT_EQ(type == "counter", name.ends_with("_total")) << name << " is a " << type;
@@ -442,6 +443,7 @@ TEST_F(RelayMetrics, TlsHandshakesAreCountedByVersionAndFailure) {
   const Scrape s(relay);
   EXPECT_EQ(s["derper_tls_request_version_total{version=\"1.3\"}"], 1);
   EXPECT_EQ(s["derper_tls_request_version_total{version=\"1.2\"}"], 0);
+  EXPECT_EQ(s["derp_tls13_record_layer_connections_total"], 1) << "handed to Tls13Stream";
   // derper's names count the accept limit (none here), not handshakes: both connections passed.
   EXPECT_EQ(s["tls_listener_accepted_connections_total"], 2);
   EXPECT_EQ(s["tls_listener_rejected_connections_total"], 0);
