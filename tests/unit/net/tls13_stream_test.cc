@@ -12,6 +12,7 @@
 #include <asio/experimental/awaitable_operators.hpp>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <future>
 #include <memory>
 #include <string>
@@ -149,6 +150,10 @@ class Tls13StreamTest : public ::testing::Test {
     co_return p;
   }
 
+  // Connects (socket buffers of `buffer_bytes` when > 0), fails the test unless the server was
+  // handed over to a Tls13Stream, and runs `body` on the pair.
+  void RunHandedOver(int buffer_bytes, std::function<asio::awaitable<void>(Pair&)> body);
+
   // Records sealed with the client's keys, written past its SSL straight onto the socket.
   asio::awaitable<void> WriteForged(Pair& p, TrafficKeys& keys, ContentType type, ByteSpan body) {
     Bytes record(kRecordHeaderBytes + body.size() + 1 + kRecordTagBytes);
@@ -186,13 +191,20 @@ class Tls13StreamTest : public ::testing::Test {
 
 nettest::ScratchDir* Tls13StreamTest::scratch_ = nullptr;
 
-TEST_F(Tls13StreamTest, EchoesEveryRecordSizeBothWaysAndHoldsNothingWhenIdle) {
-  Run([this]() -> asio::awaitable<void> {
-    Pair p = co_await Connect();
+void Tls13StreamTest::RunHandedOver(int buffer_bytes,
+                                    std::function<asio::awaitable<void>(Pair&)> body) {
+  Run([&]() -> asio::awaitable<void> {
+    Pair p = co_await Connect(buffer_bytes);
     if (p.server == nullptr) {
       ADD_FAILURE() << "no hand-over for a TLS 1.3 client";
       co_return;
     }
+    co_await body(p);
+  }());
+}
+
+TEST_F(Tls13StreamTest, EchoesEveryRecordSizeBothWaysAndHoldsNothingWhenIdle) {
+  RunHandedOver(0, [this](Pair& p) -> asio::awaitable<void> {
     EXPECT_EQ(p.server->buffered_bytes(), 0u);
     unsigned seed = 0;
     for (const std::size_t size : {1, 2, 17, 100, 1400, 16383, 16384, 16385, 40000, 70000}) {
@@ -217,16 +229,11 @@ TEST_F(Tls13StreamTest, EchoesEveryRecordSizeBothWaysAndHoldsNothingWhenIdle) {
       EXPECT_TRUE(back == down);
       EXPECT_EQ(p.server->buffered_bytes(), 0u) << "an idle connection holds no buffer";
     }
-  }());
+  });
 }
 
 TEST_F(Tls13StreamTest, FiveMegabyteGatherWritesBothWaysAtOnce) {
-  Run([this]() -> asio::awaitable<void> {
-    Pair p = co_await Connect(128 * 1024);
-    if (p.server == nullptr) {
-      ADD_FAILURE() << "no hand-over";
-      co_return;
-    }
+  RunHandedOver(128 * 1024, [this](Pair& p) -> asio::awaitable<void> {
     std::vector<Bytes> parts;
     std::size_t total = 0;
     for (int i = 0; total < 5 * 1000 * 1000; ++i) {
@@ -252,16 +259,11 @@ TEST_F(Tls13StreamTest, FiveMegabyteGatherWritesBothWaysAtOnce) {
     EXPECT_FALSE(std::get<2>(results).ec) << std::get<2>(results).ec.message();
     EXPECT_TRUE(std::get<3>(results) == up) << "client to server bytes differ";
     EXPECT_EQ(p.server->buffered_bytes(), 0u);
-  }());
+  });
 }
 
 TEST_F(Tls13StreamTest, KeyUpdatesWithAndWithoutRequestWhileBothSidesStream) {
-  Run([this]() -> asio::awaitable<void> {
-    Pair p = co_await Connect(64 * 1024);
-    if (p.server == nullptr) {
-      ADD_FAILURE() << "no hand-over";
-      co_return;
-    }
+  RunHandedOver(64 * 1024, [this](Pair& p) -> asio::awaitable<void> {
     KeyUpdateCounter client_seen;
     client_seen.Attach(p.client_ssl());
     // Every 256 KB the client updates its key, asking for ours on alternate turns: 7 updates,
@@ -276,16 +278,11 @@ TEST_F(Tls13StreamTest, KeyUpdatesWithAndWithoutRequestWhileBothSidesStream) {
     EXPECT_EQ(client_seen.sent, 7);
     EXPECT_EQ(p.server->key_updates_received(), 7u);
     EXPECT_EQ(client_seen.received, 4) << "every request answered, nothing else";
-  }());
+  });
 }
 
 TEST_F(Tls13StreamTest, CloseNotifyIsEofAndOursCompletesTheClientsShutdown) {
-  Run([this]() -> asio::awaitable<void> {
-    Pair p = co_await Connect();
-    if (p.server == nullptr) {
-      ADD_FAILURE() << "no hand-over";
-      co_return;
-    }
+  RunHandedOver(0, [this](Pair& p) -> asio::awaitable<void> {
     const Bytes data = Pattern(300, 3);
     const IoResult w1 = co_await WriteBytes(*p.client, data);
     EXPECT_FALSE(w1.ec) << w1.ec.message();
@@ -304,16 +301,11 @@ TEST_F(Tls13StreamTest, CloseNotifyIsEofAndOursCompletesTheClientsShutdown) {
         << std::get<1>(results).second.message();
     const std::error_code cec = std::get<0>(results);
     EXPECT_TRUE(!cec || cec == asio::error::eof) << cec.message();
-  }());
+  });
 }
 
 TEST_F(Tls13StreamTest, AFinWithoutCloseNotifyIsStreamTruncated) {
-  Run([this]() -> asio::awaitable<void> {
-    Pair p = co_await Connect();
-    if (p.server == nullptr) {
-      ADD_FAILURE() << "no hand-over";
-      co_return;
-    }
+  RunHandedOver(0, [this](Pair& p) -> asio::awaitable<void> {
     const Bytes data = Pattern(5, 8);
     const IoResult w2 = co_await WriteBytes(*p.client, data);
     EXPECT_FALSE(w2.ec) << w2.ec.message();
@@ -321,16 +313,11 @@ TEST_F(Tls13StreamTest, AFinWithoutCloseNotifyIsStreamTruncated) {
     auto [got, ec] = co_await ReadToError(*p.server);
     EXPECT_TRUE(got == data);
     EXPECT_EQ(ec, asio::ssl::error::stream_truncated) << ec.message();
-  }());
+  });
 }
 
 TEST_F(Tls13StreamTest, ACorruptedRecordIsAnErrorAndAnAlertNotACrash) {
-  Run([this]() -> asio::awaitable<void> {
-    Pair p = co_await Connect();
-    if (p.server == nullptr) {
-      ADD_FAILURE() << "no hand-over";
-      co_return;
-    }
+  RunHandedOver(0, [this](Pair& p) -> asio::awaitable<void> {
     const Bytes data = Pattern(1000, 9);
     const IoResult w3 = co_await WriteBytes(*p.client, data);
     EXPECT_FALSE(w3.ec) << w3.ec.message();
@@ -353,32 +340,22 @@ TEST_F(Tls13StreamTest, ACorruptedRecordIsAnErrorAndAnAlertNotACrash) {
     const IoResult after = co_await WriteBytes(*p.server, data);
     EXPECT_TRUE(after.ec);
     p.server->Close();
-  }());
+  });
 }
 
 TEST_F(Tls13StreamTest, AnOverlongRecordIsRecordOverflow) {
-  Run([this]() -> asio::awaitable<void> {
-    Pair p = co_await Connect();
-    if (p.server == nullptr) {
-      ADD_FAILURE() << "no hand-over";
-      co_return;
-    }
+  RunHandedOver(0, [this](Pair& p) -> asio::awaitable<void> {
     const std::array<std::byte, 5> header{std::byte{23}, std::byte{3}, std::byte{3},
                                           std::byte{0xff}, std::byte{0xff}};
     co_await asio::async_write(p.client->tcp(), asio::buffer(header), use_awaitable);
     auto [got, ec] = co_await ReadToError(*p.server);
     EXPECT_TRUE(got.empty());
     EXPECT_EQ(ec, MakeTls13Error(Tls13Error::kRecordOverflow)) << ec.message();
-  }());
+  });
 }
 
 TEST_F(Tls13StreamTest, PaddingIsToleratedAndOtherHandshakeMessagesAreRejected) {
-  Run([this]() -> asio::awaitable<void> {
-    Pair p = co_await Connect();
-    if (p.server == nullptr) {
-      ADD_FAILURE() << "no hand-over";
-      co_return;
-    }
+  RunHandedOver(0, [this](Pair& p) -> asio::awaitable<void> {
     TrafficKeys keys = ClientKeys(p.server->suite());
     // "ping" + inner type 23 + 20 bytes of padding (sealed with an inner type of 0).
     Bytes padded = {std::byte{'p'}, std::byte{'i'}, std::byte{'n'}, std::byte{'g'}, std::byte{23}};
@@ -392,16 +369,11 @@ TEST_F(Tls13StreamTest, PaddingIsToleratedAndOtherHandshakeMessagesAreRejected) 
     auto [rest, ec] = co_await ReadToError(*p.server);
     EXPECT_TRUE(rest.empty());
     EXPECT_EQ(ec, MakeTls13Error(Tls13Error::kUnexpectedMessage)) << ec.message();
-  }());
+  });
 }
 
 TEST_F(Tls13StreamTest, MoreThan32KeyUpdatesWithoutDataBetweenAreRejected) {
-  Run([this]() -> asio::awaitable<void> {
-    Pair p = co_await Connect();
-    if (p.server == nullptr) {
-      ADD_FAILURE() << "no hand-over";
-      co_return;
-    }
+  RunHandedOver(0, [this](Pair& p) -> asio::awaitable<void> {
     TrafficKeys keys = ClientKeys(p.server->suite());
     const Bytes ping = {std::byte{'p'}, std::byte{'i'}, std::byte{'n'}, std::byte{'g'}};
     // 32 in a row, data, 32 again, data: accepted.
@@ -418,16 +390,11 @@ TEST_F(Tls13StreamTest, MoreThan32KeyUpdatesWithoutDataBetweenAreRejected) {
     EXPECT_TRUE(rest.empty());
     EXPECT_EQ(ec, MakeTls13Error(Tls13Error::kUnexpectedMessage)) << ec.message();
     EXPECT_EQ(p.server->key_updates_received(), 96u);
-  }());
+  });
 }
 
 TEST_F(Tls13StreamTest, RequestsWhileTheSocketIsFullGetOneAnswerBeforeOurNextData) {
-  Run([this]() -> asio::awaitable<void> {
-    Pair p = co_await Connect(16 * 1024);
-    if (p.server == nullptr) {
-      ADD_FAILURE() << "no hand-over";
-      co_return;
-    }
+  RunHandedOver(16 * 1024, [this](Pair& p) -> asio::awaitable<void> {
     KeyUpdateCounter client_seen;
     client_seen.Attach(p.client_ssl());
     // Fill the server's socket until some ciphertext waits in the stream.
@@ -467,7 +434,7 @@ TEST_F(Tls13StreamTest, RequestsWhileTheSocketIsFullGetOneAnswerBeforeOurNextDat
     EXPECT_TRUE(all.size() >= after.size() &&
                 std::equal(after.begin(), after.end(), all.end() - 100));
     EXPECT_EQ(client_seen.received, 1) << "ten requests, one answer";
-  }());
+  });
 }
 
 TEST_F(Tls13StreamTest, ATls12ClientStaysOnDirectTlsStream) {
