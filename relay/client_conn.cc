@@ -6,6 +6,7 @@
 
 #include "lib/derp/frame.h"
 #include "lib/derp/handshake.h"
+#include "lib/net/drained_wait.h"
 #include "lib/net/gather.h"
 #include "lib/net/log.h"
 #include "relay/admission.h"
@@ -303,8 +304,10 @@ asio::awaitable<CloseReason> ClientConn::ReadLoop() {
     } else if (stream_->socket_readiness_suffices()) {
       // No structured binding here: GCC 12 mis-compiles one in a branch of a coroutine.
       std::error_code ec;
-      co_await stream_->tcp().async_wait(asio::socket_base::wait_read,
-                                         asio::redirect_error(asio::use_awaitable, ec));
+      // The read before this one was short or found nothing: the socket is empty, so the wait
+      // needs no re-arming (lib/net/drained_wait.h).
+      co_await net::AsyncWaitReadableDrained(stream_->tcp(),
+                                             asio::redirect_error(asio::use_awaitable, ec));
       if (ec) co_return Classify(ec);
     } else {
       const std::error_code ec = co_await stream_->WaitReadable();

@@ -29,6 +29,8 @@
 #include <memory>
 #include <string>
 
+#include "lib/net/drained_wait.h"
+
 namespace derpkit::net {
 
 namespace {
@@ -123,7 +125,10 @@ bool Tls13Stream::ReadableNow() const { return read_error_ || held_offset_ < hel
 awaitable<std::error_code> Tls13Stream::WaitReadable() {
   if (closed_) co_return asio::error::operation_aborted;
   if (ReadableNow()) co_return std::error_code{};
-  auto [ec] = co_await socket_.async_wait(asio::socket_base::wait_read, kAsTuple);
+  // Unless the last recv found the socket empty, bytes may be there already: TryRead will say.
+  if (!socket_empty_) co_return std::error_code{};
+  auto [ec] = co_await AsyncWaitReadableDrained(socket_, kAsTuple);
+  socket_empty_ = false;
   if (closed_) co_return asio::error::operation_aborted;
   co_return ec;
 }
@@ -179,6 +184,7 @@ Tls13Stream::Step Tls13Stream::ReadIntoPartial(std::span<std::byte> buf, std::si
         RecvNow(socket_.native_handle(), std::span(partial_).subspan(had, want - had));
     if (r.ec) {
       partial_.resize(had);
+      socket_empty_ = r.ec == asio::error::would_block;
       if (r.ec == asio::error::eof) {
         read_error_ = asio::ssl::error::stream_truncated;  // a FIN in the middle of a record
       } else if (r.ec != asio::error::would_block) {
@@ -187,7 +193,8 @@ Tls13Stream::Step Tls13Stream::ReadIntoPartial(std::span<std::byte> buf, std::si
       return Step::kStop;
     }
     partial_.resize(had + r.bytes);
-    if (partial_.size() < want) return Step::kStop;      // a short recv: the socket is empty
+    socket_empty_ = partial_.size() < want;
+    if (socket_empty_) return Step::kStop;               // a short recv: the socket is empty
     if (want == kRecordHeaderBytes) return Step::kMore;  // now the body
   }
   // A whole record: open it where it is and hand over what fits.
@@ -226,6 +233,7 @@ Tls13Stream::Step Tls13Stream::ReadDirect(std::span<std::byte> buf, std::size_t&
       read_error_ = asio::ssl::error::stream_truncated;
       break;
     }
+    socket_empty_ = r.ec == asio::error::would_block || (!r.ec && r.bytes < room);
     if (r.ec) {
       if (r.ec != asio::error::would_block) read_error_ = r.ec;
       break;

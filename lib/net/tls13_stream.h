@@ -126,6 +126,10 @@ class Tls13Stream final : public Stream {
   std::error_code write_error_;   // sticky
   bool closed_ = false;
   bool shutdown_sent_ = false;
+  // The last recv found the socket empty (short, or EAGAIN) and no readiness wait has completed
+  // since: the next wait needs no re-arming (lib/net/drained_wait.h). False at the start, as
+  // bytes may have come with the handshake.
+  bool socket_empty_ = false;
 };
 
 }  // namespace derpkit::net
