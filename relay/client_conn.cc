@@ -6,7 +6,6 @@
 
 #include "lib/derp/frame.h"
 #include "lib/derp/handshake.h"
-#include "lib/net/drained_wait.h"
 #include "lib/net/gather.h"
 #include "lib/net/log.h"
 #include "relay/admission.h"
@@ -306,7 +305,7 @@ asio::awaitable<CloseReason> ClientConn::ReadLoop() {
       std::error_code ec;
       // The read before this one was short or found nothing: the socket is empty, so the wait
       // needs no re-arming (lib/net/drained_wait.h).
-      co_await net::AsyncWaitReadableDrained(stream_->tcp(),
+      co_await net::AsyncWaitReadableDrained(shard_.reactor(), stream_->tcp(),
                                              asio::redirect_error(asio::use_awaitable, ec));
       if (ec) co_return Classify(ec);
     } else {

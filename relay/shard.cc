@@ -19,6 +19,7 @@ Shard::Shard(int index, Server& server)
       server_(server),
       work_(std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
           io_.get_executor())),
+      reactor_(asio::use_service<net::SocketReactor>(io_)),
       read_buffer_(kShardReadBufferSize),
       outbox_(static_cast<std::size_t>(server.shard_count())),
       outbox_bytes_(static_cast<std::size_t>(server.shard_count())) {}

@@ -18,6 +18,7 @@
 
 #include "lib/derp/keys.h"
 #include "lib/derp/protocol.h"
+#include "lib/net/drained_wait.h"
 #include "relay/config.h"
 #include "relay/packet.h"
 #include "relay/registry.h"
@@ -61,6 +62,8 @@ class Shard {
   // an idle connection holds no read buffer. Valid until the caller next suspends.
   std::span<std::byte> read_buffer() { return read_buffer_; }
   Server& server() { return server_; }
+  // The epoll reactor of io(), for net::AsyncWaitReadableDrained (looked up once, here).
+  net::SocketReactor& reactor() { return reactor_; }
 
   void StartThread();
   // Stops the loop (after CloseAll and a grace period) and joins the thread.
@@ -139,6 +142,7 @@ class Shard {
   std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::thread thread_;
   ShardStats stats_;
+  net::SocketReactor& reactor_;
   BufferPool pool_;
   WriteBatchPool batches_;
   Bytes read_buffer_;

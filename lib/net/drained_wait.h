@@ -45,13 +45,6 @@ struct SocketAccess : asio::ip::tcp::socket {
   static auto& Impl(asio::ip::tcp::socket& socket) { return socket.*(&SocketAccess::impl_); }
 };
 
-// The reactor of the socket's io_context: a lock and a walk of a short list, no syscall. (Not
-// cached: a context destroyed and another made at the same address would find a stale one.)
-inline asio::detail::reactor& ReactorOf(asio::ip::tcp::socket& socket) {
-  return asio::use_service<asio::detail::reactor>(
-      asio::query(socket.get_executor(), asio::execution::context));
-}
-
 // asio's reactive_wait_op, except that it reports done_and_exhausted (see above).
 template <typename Handler, typename IoExecutor>
 class DrainedWaitOp : public asio::detail::reactor_op {
@@ -86,29 +79,44 @@ class DrainedWaitOp : public asio::detail::reactor_op {
 };
 
 template <typename Handler>
-void Start(asio::ip::tcp::socket& socket, Handler& handler) {
+void Start(asio::detail::reactor& reactor, asio::ip::tcp::socket& socket, Handler& handler) {
   using Op = DrainedWaitOp<Handler, asio::ip::tcp::socket::executor_type>;
   auto& impl = SocketAccess::Impl(socket);
   auto& state = impl.get_implementation();
   typename Op::ptr p = {std::addressof(handler), Op::ptr::allocate(handler), nullptr};
   p.p = new (p.v) Op(handler, impl.get_executor());
-  ReactorOf(socket).start_op(asio::detail::reactor::read_op, state.socket_, state.reactor_data_,
-                             p.p, /*is_continuation=*/false, /*allow_speculative=*/true);
+  reactor.start_op(asio::detail::reactor::read_op, state.socket_, state.reactor_data_, p.p,
+                   /*is_continuation=*/false, /*allow_speculative=*/true);
   p.v = p.p = nullptr;
 }
 
 }  // namespace drained_wait_detail
 
+// The epoll reactor that a socket's waits go to. The lookup takes a lock and walks the
+// io_context's list of services, so a socket's owner keeps the result for its later waits.
+using SocketReactor = asio::detail::reactor;
+inline SocketReactor& ReactorOf(asio::ip::tcp::socket& socket) {
+  return asio::use_service<SocketReactor>(
+      asio::query(socket.get_executor(), asio::execution::context));
+}
+
 // Completes with an empty error_code once the socket is readable (bytes, EOF or an error to
-// read), or operation_aborted when it is closed. See the contract above.
+// read), or operation_aborted when it is closed. See the contract above. `reactor` is
+// ReactorOf(socket).
 template <typename Token>
-auto AsyncWaitReadableDrained(asio::ip::tcp::socket& socket, Token&& token) {
+auto AsyncWaitReadableDrained(SocketReactor& reactor, asio::ip::tcp::socket& socket,
+                              Token&& token) {
   return asio::async_initiate<Token, void(std::error_code)>(
-      [&socket](auto&& handler) {
+      [&reactor, &socket](auto&& handler) {
         std::decay_t<decltype(handler)> owned(std::move(handler));
-        drained_wait_detail::Start(socket, owned);
+        drained_wait_detail::Start(reactor, socket, owned);
       },
       token);
+}
+
+template <typename Token>
+auto AsyncWaitReadableDrained(asio::ip::tcp::socket& socket, Token&& token) {
+  return AsyncWaitReadableDrained(ReactorOf(socket), socket, std::forward<Token>(token));
 }
 
 }  // namespace derpkit::net

@@ -29,8 +29,6 @@
 #include <memory>
 #include <string>
 
-#include "lib/net/drained_wait.h"
-
 namespace derpkit::net {
 
 namespace {
@@ -127,7 +125,8 @@ awaitable<std::error_code> Tls13Stream::WaitReadable() {
   if (ReadableNow()) co_return std::error_code{};
   // Unless the last recv found the socket empty, bytes may be there already: TryRead will say.
   if (!socket_empty_) co_return std::error_code{};
-  auto [ec] = co_await AsyncWaitReadableDrained(socket_, kAsTuple);
+  if (reactor_ == nullptr) reactor_ = &ReactorOf(socket_);
+  auto [ec] = co_await AsyncWaitReadableDrained(*reactor_, socket_, kAsTuple);
   socket_empty_ = false;
   if (closed_) co_return asio::error::operation_aborted;
   co_return ec;

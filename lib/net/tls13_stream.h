@@ -26,6 +26,7 @@
 #include <system_error>
 #include <vector>
 
+#include "lib/net/drained_wait.h"
 #include "lib/net/gather.h"
 #include "lib/net/socket_io.h"
 #include "lib/net/stream.h"
@@ -130,6 +131,7 @@ class Tls13Stream final : public Stream {
   // since: the next wait needs no re-arming (lib/net/drained_wait.h). False at the start, as
   // bytes may have come with the handshake.
   bool socket_empty_ = false;
+  SocketReactor* reactor_ = nullptr;  // ReactorOf(socket_), at the first wait
 };
 
 }  // namespace derpkit::net
