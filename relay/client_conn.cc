@@ -107,6 +107,7 @@ asio::awaitable<CloseReason> ClientConn::Serve() {
         std::chrono::duration_cast<Clock::duration>(base) +
         (base >= derp::kKeepAliveInterval ? Clock::duration(KeepAliveJitter()) : Clock::duration{});
     next_keepalive_ = Clock::now() + keepalive_interval_;
+    shard_.ScheduleKeepAlive(id_, next_keepalive_);
     loops_started_ = true;
     StartWriter();
     reason = co_await std::move(reader);
@@ -639,15 +640,17 @@ void ClientConn::StartWriter() {
                  });
 }
 
-void ClientConn::KeepAliveDue(Clock::time_point now) {
-  if (!loops_started_ || close_reason_ || restarting_queued_ || restarting_sent_ ||
-      now < next_keepalive_) {
-    return;
+std::optional<Clock::time_point> ClientConn::KeepAliveDue(Clock::time_point now) {
+  if (!loops_started_ || close_reason_ || restarting_queued_ || restarting_sent_) {
+    return std::nullopt;
   }
-  derp::AppendKeepAlive(control_);
-  stats_.keepalives_sent.Add();
-  next_keepalive_ = now + keepalive_interval_;
-  Wake();
+  if (now >= next_keepalive_) {
+    derp::AppendKeepAlive(control_);
+    stats_.keepalives_sent.Add();
+    next_keepalive_ = now + keepalive_interval_;
+    Wake();
+  }
+  return next_keepalive_;
 }
 
 void ClientConn::EndConnection(CloseReason reason) {

@@ -120,8 +120,11 @@ class ClientConn {
   // Called by the shard's ticker: a write has waited on the socket while the client took
   // nothing for write_timeout().
   bool WriteOverdue(std::chrono::steady_clock::time_point now);
-  // Called by the shard's ticker: queues a KeepAlive when one is due (derper: every 60 s).
-  void KeepAliveDue(std::chrono::steady_clock::time_point now);
+  // Called by the shard's ticker when this connection's KeepAlive may be due: queues one when it is
+  // (derper: every 60 s). Returns when the next is due, or nothing once the connection sends no
+  // more (closing, or restarting).
+  std::optional<std::chrono::steady_clock::time_point> KeepAliveDue(
+      std::chrono::steady_clock::time_point now);
   // Called by the shard after a read chunk or a mailbox batch was routed (Shard::FlushWrites):
   // writes what Wake() queued, at once and without waiting where the stream allows.
   void FlushNow();

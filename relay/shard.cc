@@ -14,6 +14,14 @@ namespace {
 constexpr auto kWatchdogTick = std::chrono::milliseconds(250);
 }  // namespace
 
+// The ticker's keepalive period: a quarter of the interval (at most 1 s, at least 10 ms), so a
+// KeepAlive leaves at most that late, which derper's clients (timeout: 2 minutes) never notice.
+std::chrono::milliseconds KeepAliveTick(const RelayConfig& config) {
+  const auto interval =
+      std::chrono::duration_cast<std::chrono::milliseconds>(config.keepalive_interval);
+  return std::clamp(interval / 4, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+}
+
 Shard::Shard(int index, Server& server)
     : index_(index),
       server_(server),
@@ -22,7 +30,11 @@ Shard::Shard(int index, Server& server)
       reactor_(asio::use_service<net::SocketReactor>(io_)),
       read_buffer_(kShardReadBufferSize),
       outbox_(static_cast<std::size_t>(server.shard_count())),
-      outbox_bytes_(static_cast<std::size_t>(server.shard_count())) {}
+      outbox_bytes_(static_cast<std::size_t>(server.shard_count())),
+      keepalive_tick_(KeepAliveTick(server.config())),
+      keepalive_wheel_(keepalive_tick_,
+                       server.config().keepalive_interval + derp::kKeepAliveJitterMax,
+                       std::chrono::steady_clock::now()) {}
 
 Shard::~Shard() { StopAndJoin(); }
 
@@ -265,33 +277,35 @@ void Shard::HandleKeyGone(const derp::PublicKey& key) {
 }
 
 asio::awaitable<void> Shard::ConnectionTicker() {
-  // KeepAlives: a quarter of the interval (at most 1 s, at least 10 ms), so one leaves at most
-  // that late, which derper's clients (timeout: 2 minutes) never notice. Waiting writers: every
-  // kWatchdogTick when there are write deadlines, else with the keepalives.
+  // KeepAlives every keepalive_tick_ (KeepAliveTick). Waiting writers: every kWatchdogTick when
+  // there are write deadlines, else with the keepalives.
   const RelayConfig& config = server_.config();
-  const auto interval =
-      std::chrono::duration_cast<std::chrono::milliseconds>(config.keepalive_interval);
-  const auto keepalive_tick =
-      std::clamp(interval / 4, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
-  auto tick = keepalive_tick;
+  auto tick = keepalive_tick_;
   if (config.tcp_write_timeout.count() > 0 || config.mesh_write_timeout.count() > 0) {
     tick = std::min<std::chrono::milliseconds>(tick, kWatchdogTick);
   }
   ticker_timer_ = std::make_unique<asio::steady_timer>(io_);
-  auto next_sweep = std::chrono::steady_clock::now();
+  auto next_keepalives = std::chrono::steady_clock::now();
   std::vector<ClientConn*> overdue;
   for (;;) {
     ticker_timer_->expires_after(tick);
     auto [ec] = co_await ticker_timer_->async_wait(net::kAsTuple);
     if (ec) co_return;
     const auto now = std::chrono::steady_clock::now();
-    if (now >= next_sweep) {
-      // KeepAliveDue only queues and posts a flush: conns_ does not change under us.
-      for (const auto& [id, conn] : conns_) conn->KeepAliveDue(now);
-      next_sweep = now + keepalive_tick;
+    if (now >= next_keepalives) {
+      // KeepAliveDue only queues and posts a flush: conns_ does not change under us. A closed
+      // connection's id is not found and drops out of the wheel.
+      keepalive_wheel_.TakeDue(now, keepalives_due_);
+      for (std::uint64_t id : keepalives_due_) {
+        ClientConn* conn = Find(id);
+        if (conn == nullptr) continue;
+        if (auto next = conn->KeepAliveDue(now)) keepalive_wheel_.Schedule(id, *next);
+      }
+      keepalives_due_.clear();
+      next_keepalives = now + keepalive_tick_;
     }
     // Neither releasing senders nor the check changes writing_; closing does (later), so the
-    // overdue are closed after the sweep.
+    // overdue are closed after the loop.
     for (ClientConn* conn : writing_) {
       conn->ReleaseSendersIfStalled(now);
       if (conn->WriteOverdue(now)) overdue.push_back(conn);

@@ -20,6 +20,7 @@
 #include "lib/derp/protocol.h"
 #include "lib/net/drained_wait.h"
 #include "relay/config.h"
+#include "relay/keepalive_wheel.h"
 #include "relay/packet.h"
 #include "relay/registry.h"
 #include "relay/stats.h"
@@ -114,6 +115,11 @@ class Shard {
   // `key` has no connection left anywhere: tell the local connections that heard from it.
   void HandleKeyGone(const derp::PublicKey& key);
 
+  // A connection's next KeepAlive is due at `due`: the ticker calls its KeepAliveDue then.
+  void ScheduleKeepAlive(std::uint64_t conn_id, std::chrono::steady_clock::time_point due) {
+    keepalive_wheel_.Schedule(conn_id, due);
+  }
+
   // A connection's writer waits for the socket (or no longer does): the ticker checks its write
   // deadline and whether it still takes bytes, and visits no other connection for that.
   void WatchWrite(ClientConn& conn) { writing_.insert(&conn); }
@@ -123,10 +129,10 @@ class Shard {
   void CloseAll();
 
  private:
-  // One timer per shard instead of one per connection: every keepalive tick a sweep over all
-  // connections queues the KeepAlives that are due; every tick the connections whose writer waits
-  // (writing_) are checked: a receiver that takes nothing lets its senders go, one past its write
-  // deadline is closed.
+  // One timer per shard instead of one per connection: every keepalive tick the connections whose
+  // KeepAlive falls due in it (keepalive_wheel_) queue one; every tick the connections whose
+  // writer waits (writing_) are checked: a receiver that takes nothing lets its senders go, one
+  // past its write deadline is closed.
   asio::awaitable<void> ConnectionTicker();
   void DrainInbox();
   void PostOutbox();
@@ -162,6 +168,10 @@ class Shard {
   std::vector<int> outbox_dirty_;
   std::vector<PacketSource> outbox_readers_;  // who filled the outboxes since the last post
   bool outbox_flush_posted_ = false;
+
+  const std::chrono::milliseconds keepalive_tick_;
+  KeepAliveWheel keepalive_wheel_;
+  std::vector<std::uint64_t> keepalives_due_;  // the ticker's scratch; keeps its capacity
 
   std::mutex inbox_mu_;
   std::vector<Delivery> inbox_;              // guarded by inbox_mu_

@@ -102,6 +102,10 @@ TEST_P(RelayLoopback, KeepAliveArrivesOnSchedule) {
   auto a = Connect(1);
   RecvUntil<KeepAliveMessage>(io_, *a, 3000ms);
   EXPECT_GE(relay_.stats().keepalives_sent, 1u);
+  // And again: the shard's keepalive wheel schedules the next one after each.
+  RecvUntil<KeepAliveMessage>(io_, *a, 3000ms);
+  RecvUntil<KeepAliveMessage>(io_, *a, 3000ms);
+  EXPECT_GE(relay_.stats().keepalives_sent, 3u);
 }
 
 TEST_P(RelayLoopback, NotePreferredCountsHomeConnections) {
