@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cctype>
+#include <compare>
 #include <set>
 #include <unordered_set>
 
@@ -134,6 +135,22 @@ TEST(Keys, PublicKeysOrderAndCompareByBytes) {
   EXPECT_EQ(a, PublicKey{});
   std::set<PublicKey> ordered = {b, a};
   EXPECT_EQ(*ordered.begin(), a);
+}
+
+// Equality is a memcmp of its own (not the defaulted one): a difference in any byte counts.
+TEST(Keys, PublicKeysDifferingInAnyOneByteAreNotEqual) {
+  PublicKey base;
+  for (std::size_t i = 0; i < base.bytes.size(); ++i) base.bytes[i] = std::byte(i * 7 + 1);
+  PublicKey same = base;
+  EXPECT_TRUE(base == same);
+  EXPECT_FALSE(base != same);
+  for (std::size_t i = 0; i < base.bytes.size(); ++i) {
+    PublicKey other = base;
+    other.bytes[i] ^= std::byte{0x80};
+    EXPECT_FALSE(base == other) << "byte " << i;
+    EXPECT_TRUE(base != other) << "byte " << i;
+    EXPECT_NE(base <=> other, std::strong_ordering::equal) << "byte " << i;
+  }
 }
 
 TEST(Keys, HashIsConsistentAndSpreadsCapturedKeys) {
