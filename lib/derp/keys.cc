@@ -106,7 +106,7 @@ std::string PublicKey::ShortString() const {
   return out;
 }
 
-std::size_t PublicKeyHash::operator()(const PublicKey& k) const noexcept {
+std::size_t PublicKeyHash::operator()(const PublicKey& k) const {
   static const auto hash_key = [] {
     EnsureSodiumInitialized();
     std::array<unsigned char, crypto_shorthash_KEYBYTES> key{};

@@ -5,6 +5,7 @@
 #include <cctype>
 #include <compare>
 #include <set>
+#include <type_traits>
 #include <unordered_set>
 
 #include "tests/unit/derp/testdata.h"
@@ -152,6 +153,10 @@ TEST(Keys, PublicKeysDifferingInAnyOneByteAreNotEqual) {
     EXPECT_NE(base <=> other, std::strong_ordering::equal) << "byte " << i;
   }
 }
+
+// keys.h: a hash that may throw makes libstdc++ keep each node's hash, so a lookup hashes once.
+static_assert(!std::is_nothrow_invocable_v<PublicKeyHash, const PublicKey&>,
+              "PublicKeyHash must stay potentially-throwing (see keys.h)");
 
 TEST(Keys, HashIsConsistentAndSpreadsCapturedKeys) {
   const auto keys = LoadTestKeys();
