@@ -4,19 +4,22 @@
 # their verdicts. `make bench` calls this; the whole matrix takes about 6 minutes on 2 cores.
 #
 # Usage: bench/run-benchmarks.sh BUILD_DIR [--out FILE] [--seconds N] [--only 'ID-GLOB ...']
+#                                [--relay BIN] [--results DIR]
 #   BUILD_DIR   a build with derp-relay, derp-load, derp-conns and stun-load (a Release build:
 #               figures from a Debug or ASan build say little about the relay).
 #   --out       where to write the report (default: BENCHMARKS.md at the repository root).
 #   --seconds   measurement window of each throughput point (default 5).
 #   --only      run only the rows whose id matches one of these globs (e.g. 'tput-plain-* stun');
 #               the ids are listed in bench/targets.json.
+#   --relay     another derp-relay binary to measure (an older build; bench/ab-relays.sh).
+#   --results   also keep each row's JSON (the load tool's --json output) in DIR/<id>.json.
 #
 # Every relay runs on 127.0.0.1 with kernel-chosen ports, a key and certificate in a temporary
 # directory, and is stopped on exit (trap). Every tool runs under `timeout`.
 set -euo pipefail
 
 usage() {
-  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -27,11 +30,15 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=$REPO/BENCHMARKS.md
 SECONDS_PER_POINT=5
 ONLY=""
+RELAY_OVERRIDE=""
+KEEP_RESULTS=""
 while [[ $# -gt 0 ]]; do
   case $1 in
     --out) OUT=$2; shift 2 ;;
     --seconds) SECONDS_PER_POINT=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
+    --relay) RELAY_OVERRIDE=$2; shift 2 ;;
+    --results) KEEP_RESULTS=$2; shift 2 ;;
     -h|--help) usage ;;
     *) echo "run-benchmarks.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -40,7 +47,7 @@ done
   { echo "run-benchmarks.sh: --seconds wants a whole number of seconds >= 1" >&2; exit 2; }
 
 BUILD_DIR=$(cd "$BUILD_DIR" && pwd)
-RELAY_BIN=$BUILD_DIR/relay/derp-relay
+RELAY_BIN=${RELAY_OVERRIDE:-$BUILD_DIR/relay/derp-relay}
 LOAD_BIN=$BUILD_DIR/bench/derp-load
 CONNS_BIN=$BUILD_DIR/bench/derp-conns
 STUN_BIN=$BUILD_DIR/bench/stun-load
@@ -74,6 +81,9 @@ stop_relay() {
 }
 cleanup() {
   stop_relay
+  if [[ -n $KEEP_RESULTS ]]; then
+    mkdir -p "$KEEP_RESULTS" && cp "$RESULTS"/*.json "$KEEP_RESULTS"/ 2>/dev/null || true
+  fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -12,7 +12,6 @@ namespace derpkit::relay {
 
 namespace {
 constexpr auto kWatchdogTick = std::chrono::milliseconds(250);
-}  // namespace
 
 // The ticker's keepalive period: a quarter of the interval (at most 1 s, at least 10 ms), so a
 // KeepAlive leaves at most that late, which derper's clients (timeout: 2 minutes) never notice.
@@ -21,6 +20,8 @@ std::chrono::milliseconds KeepAliveTick(const RelayConfig& config) {
       std::chrono::duration_cast<std::chrono::milliseconds>(config.keepalive_interval);
   return std::clamp(interval / 4, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
 }
+
+}  // namespace
 
 Shard::Shard(int index, Server& server)
     : index_(index),
