@@ -247,9 +247,14 @@ ok "all 17 probe results pass (3 tls, 3 udp, 5 mesh, 5 bw, derpmap); qd and mesh
 
 # Rate windows ($__rate_interval = 15 s in the check) need two samples of every counter after
 # the traffic, and recording rules need an evaluation: wait until a recorded series built from
-# rate() over the traffic exists.
-recorded() { [ -n "$(query 'probe:derpprobe_attempts:success_ratio_rate5m{class="derp_bw"}')" ]; }
-poll 50 recorded || fail "recording rules produced no probe:derpprobe_attempts:success_ratio_rate5m"
+# rate() over the traffic exists: the prober's, and the relays' (the drop ratio and the queue
+# delay come from the relays' own counters, which the prober's series does not wait for).
+recorded() {
+  [ -n "$(query 'probe:derpprobe_attempts:success_ratio_rate5m{class="derp_bw"}')" ] &&
+    [ -n "$(query 'instance:derp_packets_dropped:ratio_rate5m')" ] &&
+    [ -n "$(query 'instance:derp_queue_duration_seconds:p99_rate5m')" ]
+}
+poll 150 recorded || fail "recording rules produced no probe:derpprobe_attempts:success_ratio_rate5m, instance:derp_packets_dropped:ratio_rate5m or instance:derp_queue_duration_seconds:p99_rate5m"
 
 # --- every query returns data --------------------------------------------------------------------
 PYTHONDONTWRITEBYTECODE=1 timeout 120 python3 "$root/dashboards/tests/promql_check.py" "$prom" \
