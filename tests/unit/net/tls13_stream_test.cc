@@ -277,7 +277,12 @@ TEST_F(Tls13StreamTest, KeyUpdatesWithAndWithoutRequestWhileBothSidesStream) {
     });
     EXPECT_EQ(client_seen.sent, 7);
     EXPECT_EQ(p.server->key_updates_received(), 7u);
-    EXPECT_EQ(client_seen.received, 4) << "every request answered, nothing else";
+    // RFC 8446 §4.6.3: an answer must precede our next application data, and requests that
+    // arrive while we send none share one answer. Whether the server's 2 MB had all been sealed
+    // before a request arrived is timing (it failed once under ASan with 3), so the count is a
+    // range: at least the answer that precedes the tail, at most one per request.
+    EXPECT_GE(client_seen.received, 1) << "the last request was answered before the tail";
+    EXPECT_LE(client_seen.received, 4) << "nothing answered that was not asked";
   });
 }
 
