@@ -252,10 +252,18 @@ exporter_port=$(free_port)
 ip netns exec "$NS" prometheus-node-exporter --web.listen-address="127.0.0.1:$exporter_port" \
   --collector.disable-defaults --collector.textfile \
   --collector.textfile.directory="$work/textfile" >"$logs/node-exporter.log" 2>&1 &
+# The textfile is rewritten after every map probe (each second here): one written before a probe's
+# first result lacks that probe, so wait (at most 10 s) for a file that has them all.
 exporter=""
+exporter_has_all() {
+  local n
+  for n in "${all_probes[@]}"; do
+    grep -E '^derpprobe_result\{' <<<"$exporter" | grep -qF "name=\"$n\"" || return 1
+  done
+}
 for _ in $(seq 1 100); do
   exporter=$(in_ns curl -s --max-time 1 "http://127.0.0.1:$exporter_port/metrics" || true)
-  grep -q '^derpprobe_result{' <<<"$exporter" && break
+  exporter_has_all && break
   sleep 0.1
 done
 grep -q '^node_textfile_scrape_error 0' <<<"$exporter" ||
