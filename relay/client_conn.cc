@@ -81,10 +81,8 @@ asio::awaitable<CloseReason> ClientConn::Serve() {
   if (close_reason_) reason = *close_reason_;
 
   if (registered_ && !close_reason_) {
-    // Register() posted this key's route to every shard, this one included; a write that did
-    // not suspend (ServerInfo) has not let it run yet. Frames that came with the ClientInfo may
-    // be packets to ourselves or to peers whose routes were posted just before: let them land.
-    co_await asio::post(shard_.io(), asio::use_awaitable);
+    // Frames that came with the ClientInfo may be packets to ourselves or to peers that
+    // registered just before: Shard::RoutePacket applies the routes queued so far first.
     asio::awaitable<CloseReason> reader;
     if (stream_->supports_try_read()) {
       // From here on the shard's buffer does the reading: keep only what the handshake read
@@ -222,8 +220,9 @@ asio::awaitable<CloseReason> ClientConn::Handshake() {
   }
 
   // Register before ServerInfo leaves, as derper does: a client that has its ServerInfo can be
-  // sent packets at once, and the route updates posted here reach every shard's queue before
-  // any packet that could follow from a peer that heard of this client.
+  // sent packets at once. The routes made here are queued for every shard before ServerInfo is
+  // written, and a shard applies its queued routes before it routes a packet, so a packet sent
+  // after this client's ServerInfo arrived finds it (Shard::PostRoute).
   registered_ = true;
   stats_.current_connections.Add(1);
   derp::PeerPresent presence;

@@ -2,8 +2,9 @@
 // (derper's "last writer is active" duplicate policy), which mesh links can reach it when it is
 // not local, and which mesh watchers must hear when keys come and go. It is touched only when a
 // client connects or disconnects, a duplicate becomes active, or a mesh peer reports a change,
-// never per packet: every shard keeps its own copy of the routes (Shard::ApplyRoute), and the
-// registry pushes changes to all shards through their event loops, in the order it made them.
+// never per packet: every shard keeps its own copy of the routes, and the registry queues each
+// change for every shard (Shard::PostRoute), which applies them in the order they were made
+// before it routes its next packet.
 #pragma once
 
 #include <array>

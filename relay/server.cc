@@ -284,9 +284,7 @@ void Server::AddMeshPeers(const std::vector<std::string>& entries) {
 }
 
 void Server::BroadcastRoute(const derp::PublicKey& key, ConnRoute route) {
-  for (auto& s : shards_) {
-    asio::post(s->io(), [&s = *s, key, route] { s.ApplyRoute(key, route); });
-  }
+  for (auto& s : shards_) s->PostRoute(key, route);
 }
 
 void Server::NotifyDupState(int shard_index, std::uint64_t conn_id, bool dup, bool active) {

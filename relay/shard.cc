@@ -98,15 +98,40 @@ ClientConn* Shard::Find(std::uint64_t conn_id) const {
   return it == conns_.end() ? nullptr : it->second;
 }
 
-void Shard::ApplyRoute(const derp::PublicKey& key, ConnRoute route) {
-  if (route.id == 0) {
-    routes_.erase(key);
-  } else {
-    routes_[key] = route;
+void Shard::PostRoute(const derp::PublicKey& key, ConnRoute route) {
+  bool post = false;
+  {
+    std::lock_guard lock(routes_mu_);
+    route_updates_.emplace_back(key, route);
+    post = !route_apply_posted_;
+    route_apply_posted_ = true;
+    // Before the caller's next step (ServerInfo's write): a reader that routes a packet sent
+    // after that write finds the flag set (release here, acquire there; the socket between
+    // them passes through the kernel's locks).
+    routes_pending_.store(true, std::memory_order_release);
   }
+  if (post) asio::post(io_, [this] { ApplyPendingRoutes(); });
+}
+
+void Shard::ApplyPendingRoutes() {
+  {
+    std::lock_guard lock(routes_mu_);
+    applying_routes_.swap(route_updates_);
+    route_apply_posted_ = false;  // a post still on its way finds nothing: harmless
+    routes_pending_.store(false, std::memory_order_relaxed);
+  }
+  for (const auto& [key, route] : applying_routes_) {
+    if (route.id == 0) {
+      routes_.erase(key);
+    } else {
+      routes_[key] = route;
+    }
+  }
+  applying_routes_.clear();
 }
 
 void Shard::RoutePacket(const derp::PublicKey& dst, Packet&& packet, ClientConn& from) {
+  if (routes_pending_.load(std::memory_order_acquire)) ApplyPendingRoutes();
   const PacketKind kind = packet.disco ? PacketKind::kDisco : PacketKind::kOther;
   auto it = routes_.find(dst);
   if (it == routes_.end()) {
@@ -119,6 +144,7 @@ void Shard::RoutePacket(const derp::PublicKey& dst, Packet&& packet, ClientConn&
 }
 
 void Shard::RouteForwarded(const derp::PublicKey& dst, Packet&& packet, ClientConn& from_mesh) {
+  if (routes_pending_.load(std::memory_order_acquire)) ApplyPendingRoutes();
   const PacketKind kind = packet.disco ? PacketKind::kDisco : PacketKind::kOther;
   auto it = routes_.find(dst);
   if (it == routes_.end() || it->second.mesh) {

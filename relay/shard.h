@@ -2,11 +2,12 @@
 // them, so code inside a shard needs no locks. Shards talk by posting to each other's loops:
 // route updates from the Registry, and batches of packets for clients that live elsewhere.
 //
-// Thread affinity: every method except PostDeliveries() and the constructor runs on the shard's
-// own thread.
+// Thread affinity: every method except PostDeliveries(), PostRoute() and the constructor runs on
+// the shard's own thread.
 #pragma once
 
 #include <asio.hpp>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -14,6 +15,7 @@
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "lib/derp/keys.h"
@@ -83,8 +85,13 @@ class Shard {
   void AttachLink(MeshLink& link);
   void DetachLink(MeshLink& link);
 
-  // Applies a route pushed by the Registry (through this shard's loop, in registry order).
-  void ApplyRoute(const derp::PublicKey& key, ConnRoute route);
+  // Called from any thread with a route the Registry made: queued for this shard in registry
+  // order, and applied by a post to the loop or by the next RoutePacket, whichever runs first.
+  // Why both: a reader can run after a route was posted and still be ahead of that post in the
+  // loop's queue (its wake-up was queued first, the shard thread was descheduled meanwhile), and
+  // read a packet its client sent only after the new client had its ServerInfo. derper's one
+  // locked map never drops that packet; routing applies what is queued before it looks.
+  void PostRoute(const derp::PublicKey& key, ConnRoute route);
   // Delivers a packet that `from` (on this shard) sent to `dst`: locally, or into the outbox of
   // the shard that owns dst's active connection, or counts the drop.
   void RoutePacket(const derp::PublicKey& dst, Packet&& packet, ClientConn& from);
@@ -135,6 +142,8 @@ class Shard {
   // past its write deadline is closed.
   asio::awaitable<void> ConnectionTicker();
   void DrainInbox();
+  // Applies the routes PostRoute queued, in order.
+  void ApplyPendingRoutes();
   void PostOutbox();
   // Runs `action` on connection `who`: here, or posted to its shard (gone by then: nothing).
   void OnConnection(PacketSource who, void (ClientConn::*action)());
@@ -172,6 +181,13 @@ class Shard {
   const std::chrono::milliseconds keepalive_tick_;
   KeepAliveWheel keepalive_wheel_;
   std::vector<std::uint64_t> keepalives_due_;  // the ticker's scratch; keeps its capacity
+
+  std::mutex routes_mu_;
+  std::vector<std::pair<derp::PublicKey, ConnRoute>> route_updates_;  // guarded by routes_mu_
+  bool route_apply_posted_ = false;                                   // guarded by routes_mu_
+  // route_updates_ is not empty: one load per routed packet, a lock only when there is work.
+  std::atomic<bool> routes_pending_{false};
+  std::vector<std::pair<derp::PublicKey, ConnRoute>> applying_routes_;  // shard thread only
 
   std::mutex inbox_mu_;
   std::vector<Delivery> inbox_;              // guarded by inbox_mu_
