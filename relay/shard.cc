@@ -99,25 +99,25 @@ ClientConn* Shard::Find(std::uint64_t conn_id) const {
 }
 
 void Shard::PostRoute(const derp::PublicKey& key, ConnRoute route) {
-  bool post = false;
+  bool first = false;
   {
     std::lock_guard lock(routes_mu_);
+    // One post per batch of changes. When a RoutePacket applied the batch before its post ran,
+    // the next change posts again and the late post finds nothing: harmless, and rare.
+    first = route_updates_.empty();
     route_updates_.emplace_back(key, route);
-    post = !route_apply_posted_;
-    route_apply_posted_ = true;
     // Before the caller's next step (ServerInfo's write): a reader that routes a packet sent
     // after that write finds the flag set (release here, acquire there; the socket between
     // them passes through the kernel's locks).
     routes_pending_.store(true, std::memory_order_release);
   }
-  if (post) asio::post(io_, [this] { ApplyPendingRoutes(); });
+  if (first) asio::post(io_, [this] { ApplyPendingRoutes(); });
 }
 
 void Shard::ApplyPendingRoutes() {
   {
     std::lock_guard lock(routes_mu_);
     applying_routes_.swap(route_updates_);
-    route_apply_posted_ = false;  // a post still on its way finds nothing: harmless
     routes_pending_.store(false, std::memory_order_relaxed);
   }
   for (const auto& [key, route] : applying_routes_) {
@@ -130,31 +130,35 @@ void Shard::ApplyPendingRoutes() {
   applying_routes_.clear();
 }
 
-void Shard::RoutePacket(const derp::PublicKey& dst, Packet&& packet, ClientConn& from) {
+const ConnRoute* Shard::CurrentRoute(const derp::PublicKey& dst) {
   if (routes_pending_.load(std::memory_order_acquire)) ApplyPendingRoutes();
-  const PacketKind kind = packet.disco ? PacketKind::kDisco : PacketKind::kOther;
   auto it = routes_.find(dst);
-  if (it == routes_.end()) {
+  return it == routes_.end() ? nullptr : &it->second;
+}
+
+void Shard::RoutePacket(const derp::PublicKey& dst, Packet&& packet, ClientConn& from) {
+  const PacketKind kind = packet.disco ? PacketKind::kDisco : PacketKind::kOther;
+  const ConnRoute* route = CurrentRoute(dst);
+  if (route == nullptr) {
     stats_.RecordDrop(DropReason::kUnknownDest, kind, packet.payload.size());
     if (packet.disco) from.QueuePeerGone(dst, derp::PeerGoneReason::kNotHere);
     pool_.Give(std::move(packet.payload));
     return;
   }
-  Deliver(dst, it->second, std::move(packet), PacketSource{index_, from.id()});
+  Deliver(dst, *route, std::move(packet), PacketSource{index_, from.id()});
 }
 
 void Shard::RouteForwarded(const derp::PublicKey& dst, Packet&& packet, ClientConn& from_mesh) {
-  if (routes_pending_.load(std::memory_order_acquire)) ApplyPendingRoutes();
   const PacketKind kind = packet.disco ? PacketKind::kDisco : PacketKind::kOther;
-  auto it = routes_.find(dst);
-  if (it == routes_.end() || it->second.mesh) {
+  const ConnRoute* route = CurrentRoute(dst);
+  if (route == nullptr || route->mesh) {
     // Mesh forwarding is one hop: a packet for a key that is not local here is dropped.
     stats_.RecordDrop(DropReason::kUnknownDestOnFwd, kind, packet.payload.size());
     if (packet.disco) from_mesh.QueuePeerGone(dst, derp::PeerGoneReason::kNotHere);
     pool_.Give(std::move(packet.payload));
     return;
   }
-  Deliver(dst, it->second, std::move(packet), PacketSource{index_, from_mesh.id()});
+  Deliver(dst, *route, std::move(packet), PacketSource{index_, from_mesh.id()});
 }
 
 void Shard::Deliver(const derp::PublicKey& dst, ConnRoute route, Packet&& packet,

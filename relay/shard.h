@@ -144,6 +144,9 @@ class Shard {
   void DrainInbox();
   // Applies the routes PostRoute queued, in order.
   void ApplyPendingRoutes();
+  // dst's route with every change queued so far applied; null when it has none. Valid until the
+  // next route change is applied.
+  const ConnRoute* CurrentRoute(const derp::PublicKey& dst);
   void PostOutbox();
   // Runs `action` on connection `who`: here, or posted to its shard (gone by then: nothing).
   void OnConnection(PacketSource who, void (ClientConn::*action)());
@@ -184,7 +187,6 @@ class Shard {
 
   std::mutex routes_mu_;
   std::vector<std::pair<derp::PublicKey, ConnRoute>> route_updates_;  // guarded by routes_mu_
-  bool route_apply_posted_ = false;                                   // guarded by routes_mu_
   // route_updates_ is not empty: one load per routed packet, a lock only when there is work.
   std::atomic<bool> routes_pending_{false};
   std::vector<std::pair<derp::PublicKey, ConnRoute>> applying_routes_;  // shard thread only

@@ -393,8 +393,7 @@ TEST(RelayRoutes, APacketFindsARouteMadeJustBeforeItIsRouted) {
     server.registry().Register(presence, to.shard, to_id);
     relay::Packet packet;
     packet.src = sender->public_key();
-    packet.payload = Payload("routed at once");
-    packet.enqueued = std::chrono::steady_clock::now();
+    packet.payload = Payload("routed at once");  // Enqueue stamps `enqueued`
     shard.RoutePacket(alias, std::move(packet), *from.conn);
     shard.FlushOutbox();
     shard.FlushWrites();
