@@ -255,23 +255,22 @@ ip netns exec "$NS" prometheus-node-exporter --web.listen-address="127.0.0.1:$ex
 # The textfile is rewritten after every map probe (each second here): one written before a probe's
 # first result lacks that probe, so wait (at most 10 s) for a file that has them all.
 exporter=""
-exporter_has_all() {
+# Prints the first probe the exporter's last answer has no derpprobe_result for.
+exporter_missing() {
   local n
   for n in "${all_probes[@]}"; do
-    grep -E '^derpprobe_result\{' <<<"$exporter" | grep -qF "name=\"$n\"" || return 1
+    grep -E '^derpprobe_result\{' <<<"$exporter" | grep -qF "name=\"$n\"" || { echo "$n"; return; }
   done
 }
 for _ in $(seq 1 100); do
   exporter=$(in_ns curl -s --max-time 1 "http://127.0.0.1:$exporter_port/metrics" || true)
-  exporter_has_all && break
+  [ -z "$(exporter_missing)" ] && break
   sleep 0.1
 done
 grep -q '^node_textfile_scrape_error 0' <<<"$exporter" ||
   fail "node_exporter could not read the textfile: $(grep textfile <<<"$exporter")"
-for n in "${all_probes[@]}"; do
-  grep -E '^derpprobe_result\{' <<<"$exporter" | grep -qF "name=\"$n\"" ||
-    fail "node_exporter does not show derpprobe_result for $n"
-done
+missing=$(exporter_missing)
+[ -z "$missing" ] || fail "node_exporter does not show derpprobe_result for $missing"
 ok "--textfile: node_exporter serves derpprobe_result for all 12 probes"
 
 # --once, table and JSON, against the same map.
