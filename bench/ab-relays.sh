@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Compares two derp-relay binaries on the same rows of the benchmark matrix, run alternately
 # (old, new, old, new, ...) so that both see the same machine, and prints each row's median of
-# relayed work per relay CPU-second. Backs the before/after figures in the README.
+# relayed work per relay CPU-second (STUN: answers per CPU-second; latency rows: p99). Backs the
+# before/after figures in the README.
 #
 # Usage: bench/ab-relays.sh BUILD_DIR OLD_RELAY ROUNDS 'ID-GLOB ...'
 #   BUILD_DIR  a Release build (its derp-relay is "new"; its load tools drive both)
@@ -10,7 +11,7 @@
 #   ID-GLOB    rows of bench/targets.json, as for run-benchmarks.sh --only
 # Prints: one line per row: the old and new medians, their ratio, and every run's figure.
 set -euo pipefail
-[[ $# -eq 4 ]] || { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[[ $# -eq 4 ]] || { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 BUILD_DIR=$(cd "$1" && pwd)
 OLD_RELAY=$(realpath "$2")
 ROUNDS=$3
@@ -38,6 +39,8 @@ def figure(d):
         return d["mbit_per_relay_cpu_second"], "Mbit per relay CPU-s"
     if d.get("answers_per_relay_cpu_second") is not None:
         return d["answers_per_relay_cpu_second"], "answers per CPU-s"
+    if (d.get("latency") or {}).get("p99_us") is not None:
+        return d["latency"]["p99_us"], "us p99 latency (lower is better)"
     return None, ""
 runs = {}
 for side in ("old", "new"):
