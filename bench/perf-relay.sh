@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Where the relay's CPU goes under one paced load: starts a derp-relay (--workers 1), drives it
+# with derp-load (10 pairs x 1400 B at RATE Mbit/s), records the relay with `perf record -g` for
+# 5 s in the middle of the run, and prints the relay's CPU by shared object, then its top symbols.
+# Backs the README's profile figures.
+#
+# Usage: bench/perf-relay.sh BUILD_DIR plain|tls RATE_MBPS [derp-load flags...]
+#   e.g. bench/perf-relay.sh build/release tls 2000
+#        bench/perf-relay.sh build/release tls 1000 --tls-record-per-frame
+# Needs perf (linux-perf) and permission to profile another process (root here).
+set -euo pipefail
+[[ $# -ge 3 ]] || { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+BUILD_DIR=$(cd "$1" && pwd)
+MODE=$2
+RATE=$3
+shift 3
+[[ $MODE == plain || $MODE == tls ]] || { echo "perf-relay.sh: mode is plain or tls" >&2; exit 2; }
+command -v perf >/dev/null || { echo "perf-relay.sh: perf is not installed" >&2; exit 2; }
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/derpkit-perf.XXXXXX")
+RELAY_PID=""
+LOAD_PID=""
+cleanup() {
+  [[ -n $LOAD_PID ]] && kill "$LOAD_PID" 2>/dev/null || true
+  [[ -n $RELAY_PID ]] && kill "$RELAY_PID" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+args=(-a 127.0.0.1:0 --stun-port 0 -c "$WORK/derper.key" --workers 1 --http-port -1)
+client=()
+if [[ $MODE == tls ]]; then
+  args+=(--certmode selfsigned --certdir "$WORK/certs" --hostname localhost)
+  client=(--ca-file "$WORK/certs/localhost.crt" --dial-host 127.0.0.1)
+fi
+"$BUILD_DIR/relay/derp-relay" "${args[@]}" >"$WORK/relay.log" 2>&1 &
+RELAY_PID=$!
+port=""
+for _ in $(seq 100); do
+  port=$(sed -n 's|.*DERP on https\{0,1\}://[^ ]*:\([0-9][0-9]*\)/derp.*|\1|p' "$WORK/relay.log" | head -1)
+  [[ -n $port ]] && break
+  sleep 0.1
+done
+[[ -n $port ]] || { echo "perf-relay.sh: derp-relay did not start" >&2; cat "$WORK/relay.log" >&2; exit 1; }
+if [[ $MODE == tls ]]; then url=https://localhost:$port/derp; else url=http://127.0.0.1:$port/derp; fi
+"$BUILD_DIR/bench/derp-load" --url "$url" "${client[@]}" --pairs 10 --size 1400 \
+  --rate-mbps "$RATE" --duration 9s "$@" >"$WORK/load.txt" 2>&1 &
+LOAD_PID=$!
+sleep 2
+perf record -F 2000 -g -p "$RELAY_PID" -o "$WORK/perf.data" -- sleep 5 >/dev/null 2>&1
+wait "$LOAD_PID" || { cat "$WORK/load.txt" >&2; exit 1; }
+LOAD_PID=""
+grep -E '^summary:' "$WORK/load.txt" || true
+echo "relay CPU by shared object:"
+perf report -i "$WORK/perf.data" --no-children --sort dso -g none 2>/dev/null | grep -E '^ +[0-9]'
+echo "top symbols:"
+perf report -i "$WORK/perf.data" --no-children --sort dso,sym -g none 2>/dev/null |
+  grep -E '^ +[0-9]' | head -20
