@@ -30,6 +30,15 @@ constexpr auto kProgressCheckEvery = std::chrono::milliseconds(50);
 constexpr auto kMaxPause = std::chrono::milliseconds(250);
 // The largest frame a client may send us: a ClientInfo (the handshake) or a ForwardPacket.
 constexpr std::size_t kMaxFrameBuffer = derp::kFrameHeaderSize + derp::kMaxClientInfoSize;
+// A connection moves at most this often: two connections that each talk mostly to the other
+// decide alike (Shard::ProposeMove), but a peer that changes its mind must not bounce it.
+constexpr auto kMoveCooldown = std::chrono::seconds(10);
+// A window of packets older than this says nothing about where a connection's peers are now.
+constexpr auto kTallyFresh = std::chrono::seconds(2);
+// After asking its peer to come over, a connection waits this long before it decides again: the
+// peer may be on its way, and its route not yet updated (deciding on the old one could make the
+// two swap shards).
+constexpr auto kAskAgainAfter = std::chrono::milliseconds(500);
 
 std::chrono::milliseconds KeepAliveJitter() {
   thread_local std::minstd_rand rng{std::random_device{}()};
@@ -41,8 +50,8 @@ std::chrono::milliseconds KeepAliveJitter() {
 }  // namespace
 
 ClientConn::ClientConn(Shard& shard, std::unique_ptr<net::Stream> stream, ConnStart start)
-    : shard_(shard),
-      stats_(shard.stats()),
+    : shard_(&shard),
+      stats_(&shard.stats()),
       stream_(std::move(stream)),
       start_(std::move(start)),
       id_(shard.server().NextConnId()),
@@ -66,13 +75,13 @@ CloseReason ClientConn::Classify(const std::error_code& ec) const {
 void ClientConn::Close(CloseReason reason) {
   if (!close_reason_) close_reason_ = reason;
   stream_->Close();
-  wake_.cancel();
-  resume_.cancel();
+  wake_->cancel();
+  resume_->cancel();
 }
 
 asio::awaitable<CloseReason> ClientConn::Serve() {
   connected_at_ = Clock::now();
-  shard_.Attach(*this);
+  shard_->Attach(*this);
   rbuf_ = std::move(start_.read_ahead);
   rend_ = rbuf_.size();
   if (rbuf_.size() < kInitialReadBuffer) rbuf_.resize(kInitialReadBuffer);
@@ -81,9 +90,6 @@ asio::awaitable<CloseReason> ClientConn::Serve() {
   if (close_reason_) reason = *close_reason_;
 
   if (registered_ && !close_reason_) {
-    // Frames that came with the ClientInfo may be packets to ourselves or to peers that
-    // registered just before: Shard::RoutePacket applies the routes queued so far first.
-    asio::awaitable<CloseReason> reader;
     if (stream_->supports_try_read()) {
       // From here on the shard's buffer does the reading: keep only what the handshake read
       // past the ClientInfo.
@@ -91,59 +97,179 @@ asio::awaitable<CloseReason> ClientConn::Serve() {
                       rbuf_.begin() + static_cast<std::ptrdiff_t>(rend_));
       Bytes().swap(rbuf_);
       rstart_ = rend_ = 0;
-      reader = ReadLoop();
-    } else {
-      reader = ReadLoopWithOwnBuffer();
     }
-    // The writer runs beside the reader as a coroutine of its own (lighter than a parallel
-    // group: an idle connection is mostly its suspended coroutines). The first loop to end
-    // closes the stream, which ends the other; the connection lives until both have.
     // Jitter only at production periods: it spreads keepalives of clients that connected
     // together. The shard's ticker sends them (KeepAliveDue).
-    const auto base = shard_.server().config().keepalive_interval;
+    const auto base = shard_->server().config().keepalive_interval;
     keepalive_interval_ =
         std::chrono::duration_cast<Clock::duration>(base) +
         (base >= derp::kKeepAliveInterval ? Clock::duration(KeepAliveJitter()) : Clock::duration{});
     next_keepalive_ = Clock::now() + keepalive_interval_;
-    shard_.ScheduleKeepAlive(id_, next_keepalive_);
+    shard_->ScheduleKeepAlive(id_, next_keepalive_);
     loops_started_ = true;
-    StartWriter();
-    reason = co_await std::move(reader);
-    // The first loop to end decides the reason and closes the stream, which ends the writer.
-    if (!close_reason_) close_reason_ = reason;
-    stream_->Close();
-    wake_.cancel();
-    while (writer_running_) {
-      resume_.expires_at(Clock::time_point::max());
-      awaiting_writer_ = true;
-      co_await resume_.async_wait(net::kAsTuple);
-      awaiting_writer_ = false;
-    }
-    if (close_reason_) reason = *close_reason_;
-    if (restarting_sent_ && reason == CloseReason::kPeerClosed) {
-      reason = CloseReason::kServerShutdown;  // the client hung up because we told it to
-    }
+    const std::optional<CloseReason> ended = co_await RunLoops();
+    if (!ended) co_return CloseReason::kPeerClosed;  // not an end: leaving() says so
+    reason = *ended;
   }
+  co_return Finish(reason);
+}
+
+asio::awaitable<CloseReason> ClientConn::ServeAfterMove() {
+  // A shutdown that began while the connection was between shards did not see it.
+  if (shard_->server().stopping()) Close(CloseReason::kServerShutdown);
+  const std::optional<CloseReason> ended = co_await RunLoops();
+  if (!ended) co_return CloseReason::kPeerClosed;  // moving on again: leaving() says so
+  co_return Finish(*ended);
+}
+
+asio::awaitable<std::optional<CloseReason>> ClientConn::RunLoops() {
+  // Frames that came with the ClientInfo may be packets to ourselves or to peers that
+  // registered just before: Shard::RoutePacket applies the routes queued so far first.
+  asio::awaitable<std::optional<CloseReason>> reader;
+  if (stream_->supports_try_read()) {
+    reader = ReadLoop();
+  } else {
+    reader = [](ClientConn& self) -> asio::awaitable<std::optional<CloseReason>> {
+      co_return co_await self.ReadLoopWithOwnBuffer();
+    }(*this);
+  }
+  // The writer runs beside the reader as a coroutine of its own (lighter than a parallel
+  // group: an idle connection is mostly its suspended coroutines). The first loop to end
+  // closes the stream, which ends the other; the connection lives until both have. (A
+  // connection that has just arrived may have one already: a delivery woke it.)
+  if (!writer_running_) StartWriter();
+  const std::optional<CloseReason> read_end = co_await std::move(reader);
+  // Leaving: the reader saw the writer idle and nothing queued (CanLeaveNow).
+  if (!read_end) co_return std::nullopt;
+  CloseReason reason = *read_end;
+  // The first loop to end decides the reason and closes the stream, which ends the writer.
+  if (!close_reason_) close_reason_ = reason;
+  stream_->Close();
+  wake_->cancel();
+  while (writer_running_) {
+    resume_->expires_at(Clock::time_point::max());
+    awaiting_writer_ = true;
+    co_await resume_->async_wait(net::kAsTuple);
+    awaiting_writer_ = false;
+  }
+  if (close_reason_) reason = *close_reason_;
+  if (restarting_sent_ && reason == CloseReason::kPeerClosed) {
+    reason = CloseReason::kServerShutdown;  // the client hung up because we told it to
+  }
+  co_return reason;
+}
+
+CloseReason ClientConn::Finish(CloseReason reason) {
   if (registered_) {
-    shard_.server().registry().Unregister(key_, id_);
-    stats_.connection_seconds.Observe(
+    shard_->server().registry().Unregister(key_, id_);
+    stats_->connection_seconds.Observe(
         std::chrono::duration<double>(Clock::now() - connected_at_).count());
-    stats_.current_connections.Add(-1);
-    if (preferred_) stats_.home_connections.Add(-1);
+    stats_->current_connections.Add(-1);
+    if (preferred_) stats_->home_connections.Add(-1);
     ResumePausedSenders();
     // Whatever was still queued will never be written.
     for (PacketQueue* q : {&disco_queue_, &data_queue_}) {
       while (!q->empty()) {
         Packet p = q->Pop();
-        stats_.RecordDrop(DropReason::kGoneDisconnected,
-                          p.disco ? PacketKind::kDisco : PacketKind::kOther, p.payload.size());
+        stats_->RecordDrop(DropReason::kGoneDisconnected,
+                           p.disco ? PacketKind::kDisco : PacketKind::kOther, p.payload.size());
       }
     }
   }
-  shard_.Detach(*this);
+  if (move_to_ >= 0) AbandonMove();
+  shard_->Detach(*this);
   stream_->Close();
-  stats_.RecordClose(reason);
-  co_return reason;
+  stats_->RecordClose(reason);
+  return reason;
+}
+
+bool ClientConn::MayMove(Clock::time_point now) const {
+  return shard_->server().shard_count() > 1 && shard_->server().config().move_connections &&
+         loops_started_ && !close_reason_ && !restarting_queued_ && !restarting_sent_ &&
+         !is_mesh_ && !watching_ && !dup_ && move_to_ < 0 && stream_->can_change_loop() &&
+         (moved_at_ == Clock::time_point{} || now - moved_at_ >= kMoveCooldown);
+}
+
+bool ClientConn::CanLeaveNow() const {
+  return !close_reason_ && !writer_running_ && !write_in_flight_ && batch_ == nullptr &&
+         !flush_queued_ && !HasPendingWrites() && pause_holds_ == 0 &&
+         !stream_->has_pending_output() && !stalled_reader_.watching() && !restarting_queued_ &&
+         !restarting_sent_ && !shard_->server().stopping();
+}
+
+void ClientConn::ConsiderMovingToPeer() {
+  const auto now = Clock::now();
+  const auto peer = sent_to_.Dominant(now, kTallyFresh);
+  if (!peer || peer->shard == shard_->index() || !MayMove(now)) return;
+  if (asked_at_ != Clock::time_point{} && now - asked_at_ < kAskAgainAfter) return;
+  if (!shard_->ProposeMove(*this, *peer)) asked_at_ = now;
+}
+
+void ClientConn::ConsiderMove(int to, std::uint64_t requester) {
+  const auto now = Clock::now();
+  if (to == shard_->index() || !MayMove(now) || write_in_flight_) return;
+  // Only for the peer it mostly hears from, and not away from one it mostly talks to.
+  const auto from = received_from_.Dominant(now, kTallyFresh);
+  if (!from || from->conn_id != requester) return;
+  const auto sent = sent_to_.Dominant(now, kTallyFresh);
+  if (sent && sent->conn_id != requester) return;
+  CommitMove(to);
+  // The reader acts on it at its next turn; one that waits for the socket is woken (the wait
+  // ends with operation_aborted; no write waits, so nothing else is cancelled).
+  if (reader_in_socket_wait_) {
+    std::error_code ignored;
+    stream_->tcp().cancel(ignored);
+  }
+}
+
+void ClientConn::CommitMove(int to) {
+  move_to_ = to;
+  shard_->server().shard(to).AdjustLoad(+1);
+  shard_->AdjustLoad(-1);
+}
+
+void ClientConn::AbandonMove() {
+  shard_->server().shard(move_to_).AdjustLoad(-1);
+  shard_->AdjustLoad(+1);
+  move_to_ = -1;
+}
+
+void ClientConn::LeaveShard() {
+  Shard& from = *shard_;
+  leaving_ = true;
+  from.Detach(*this, /*counted=*/false);
+  from.NoteMovedAway(id_, move_to_);
+  // This connection's packets routed in its last chunk leave for their shards before anything it
+  // sends from the new one, so that a peer on the new shard gets them in order. After the
+  // Detach: a full mailbox's pause for this reader then finds nobody (and its resume too).
+  from.FlushOutboxNow();
+  stats_->current_connections.Add(-1);
+  if (preferred_) stats_->home_connections.Add(-1);
+  resume_.reset();
+  wake_.reset();
+  stream_->LeaveLoop();
+}
+
+void ClientConn::ArriveOn(Shard& to) {
+  shard_ = &to;
+  stats_ = &to.stats();
+  stream_->JoinLoop(to.io());
+  resume_.emplace(to.io());
+  wake_.emplace(to.io());
+  to.Attach(*this, /*counted=*/false);
+  stats_->current_connections.Add(1);
+  if (preferred_) stats_->home_connections.Add(1);
+  stats_->connections_moved_in.Add();
+  to.ScheduleKeepAlive(id_, next_keepalive_);
+  // PeerGone: the keys this client heard from are now looked up on this shard.
+  for (const derp::PublicKey& src : heard_from_) to.AdoptReceiver(src, id_);
+  leaving_ = false;
+  move_to_ = -1;
+  moved_at_ = Clock::now();
+  sent_to_.Reset();
+  received_from_.Reset();
+  // Routes now name this shard; until every shard has applied them, the old one forwards.
+  to.server().registry().Move(key_, id_, to.index());
 }
 
 asio::awaitable<std::error_code> ClientConn::ReadMore(std::size_t need) {
@@ -168,11 +294,11 @@ asio::awaitable<std::error_code> ClientConn::ReadMore(std::size_t need) {
 }
 
 asio::awaitable<CloseReason> ClientConn::Handshake() {
-  const Server& server = shard_.server();
+  const Server& server = shard_->server();
   // The deadline closes the socket rather than cancelling the read: that ends every pending
   // operation, TLS included, without relying on per-operation cancellation. It lives in this
   // frame, not Serve()'s, which stays for the connection's life.
-  ShardTimer deadline(shard_.io(), server.config().handshake_timeout);
+  ShardTimer deadline(shard_->io(), server.config().handshake_timeout);
   deadline.async_wait([this](const std::error_code& ec) {
     if (!ec) Close(CloseReason::kHandshakeTimeout);
   });
@@ -211,7 +337,7 @@ asio::awaitable<CloseReason> ClientConn::Handshake() {
 
   // Client verification (relay/admission.h): after ClientInfo, before anything is registered or
   // ServerInfo is sent; mesh peers skip it, as in derper. A refused client just sees the close.
-  Admission& admission = shard_.server().admission();
+  Admission& admission = shard_->server().admission();
   if (!is_mesh_ && admission.enabled()) {
     const netaddr::IpAddress source = netaddr::IpAddress::V6(start_.remote_ip16);
     const Verdict verdict = co_await admission.Admit(key_, source, start_.remote);
@@ -224,7 +350,7 @@ asio::awaitable<CloseReason> ClientConn::Handshake() {
   // written, and a shard applies its queued routes before it routes a packet, so a packet sent
   // after this client's ServerInfo arrived finds it (Shard::PostRoute).
   registered_ = true;
-  stats_.current_connections.Add(1);
+  stats_->current_connections.Add(1);
   derp::PeerPresent presence;
   presence.key = key_;
   presence.ip = start_.remote_ip16;
@@ -235,7 +361,7 @@ asio::awaitable<CloseReason> ClientConn::Handshake() {
   if (is_prober_) presence.flags |= derp::PeerPresentFlags::kIsProber;
   if (start_.not_ideal) presence.flags |= derp::PeerPresentFlags::kNotIdeal;
   if (presence.flags == 0) presence.flags = derp::PeerPresentFlags::kIsRegular;
-  shard_.server().registry().Register(presence, shard_.index(), id_);
+  shard_->server().registry().Register(presence, shard_->index(), id_);
 
   Bytes out;
   derp::AppendServerInfo(out, server.private_key(), key_, derp::ServerInfo{}, derp::RandomNonce());
@@ -256,9 +382,9 @@ asio::awaitable<std::optional<CloseReason>> ClientConn::WaitWhilePaused() {
       pause_until_ = Clock::now() + kMaxPause;
       break;
     }
-    resume_.expires_at(pause_until_);
+    resume_->expires_at(pause_until_);
     reader_waiting_ = true;
-    co_await resume_.async_wait(net::kAsTuple);
+    co_await resume_->async_wait(net::kAsTuple);
     reader_waiting_ = false;
     if (close_reason_) co_return *close_reason_;
     auto cs = co_await asio::this_coro::cancellation_state;
@@ -271,51 +397,79 @@ void ClientConn::PauseReading() {
   if (close_reason_) return;
   if (pause_holds_++ == 0) {
     pause_until_ = Clock::now() + kMaxPause;
-    stats_.sender_pauses.Add();
+    stats_->sender_pauses.Add();
   }
 }
 
 void ClientConn::ResumeReading() {
   if (pause_holds_ == 0) return;  // its pause came after we closed and was not counted
-  if (--pause_holds_ == 0 && reader_waiting_) resume_.cancel();
+  if (--pause_holds_ == 0 && reader_waiting_) resume_->cancel();
 }
 
-asio::awaitable<CloseReason> ClientConn::ReadLoop() {
+asio::awaitable<std::optional<CloseReason>> ClientConn::ReadLoop() {
   // Frames that came with the ClientInfo (a fast start) go first.
   if (!partial_.empty()) {
     std::size_t consumed = 0;
     auto reason = ProcessFrames(partial_, consumed);
-    shard_.FlushOutbox(PacketSource{shard_.index(), id_});
-    shard_.FlushWrites();
-    if (reason) co_return *reason;
+    shard_->FlushOutbox(PacketSource{shard_->index(), id_});
+    shard_->FlushWrites();
+    if (reason) co_return reason;
     partial_.erase(partial_.begin(), partial_.begin() + static_cast<std::ptrdiff_t>(consumed));
   }
   // After a read that filled its chunk the socket may hold more: read again after letting the
   // shard's other work run, without asking the reactor. After a short read the socket is empty.
   bool maybe_more = true;
   for (;;) {
+    if (move_to_ >= 0) {
+      // Committed to move (after a window of packets, or a peer asked): leave now if nothing is
+      // in flight, else stay (the next window may try again).
+      if (CanLeaveNow()) {
+        // Off the shard before anything else runs on it: from here nobody finds this
+        // connection until the new shard takes it in (the owner hands it over).
+        LeaveShard();
+        co_return std::nullopt;
+      }
+      AbandonMove();
+    }
     if (pause_holds_ > 0) {
       auto ended = co_await WaitWhilePaused();
-      if (ended) co_return *ended;
+      if (ended) co_return ended;
+    }
+    if (move_to_ >= 0) {
+      // A peer asked while we were paused: act on it before waiting for the socket.
+      maybe_more = true;
+      continue;
     }
     if (maybe_more) {
-      co_await asio::post(shard_.io(), asio::use_awaitable);
+      co_await asio::post(shard_->io(), asio::use_awaitable);
     } else if (stream_->socket_readiness_suffices()) {
       // No structured binding here: GCC 12 mis-compiles one in a branch of a coroutine.
       std::error_code ec;
       // The read before this one was short or found nothing: the socket is empty, so the wait
       // needs no re-arming (lib/net/drained_wait.h).
-      co_await net::AsyncWaitReadableDrained(shard_.reactor(), stream_->tcp(),
+      reader_in_socket_wait_ = true;
+      co_await net::AsyncWaitReadableDrained(shard_->reactor(), stream_->tcp(),
                                              asio::redirect_error(asio::use_awaitable, ec));
+      reader_in_socket_wait_ = false;
+      if (WokenToMove(ec)) {
+        maybe_more = true;  // the wait did not see the socket: read before waiting again
+        continue;
+      }
       if (ec) co_return Classify(ec);
     } else {
+      reader_in_socket_wait_ = true;
       const std::error_code ec = co_await stream_->WaitReadable();
+      reader_in_socket_wait_ = false;
+      if (WokenToMove(ec)) {
+        maybe_more = true;
+        continue;
+      }
       if (ec) co_return Classify(ec);
     }
     if (close_reason_) co_return *close_reason_;
     // The shard's buffer is ours until the next co_await: the unfinished frame first, then what
     // the socket has.
-    const std::span<std::byte> buf = shard_.read_buffer();
+    const std::span<std::byte> buf = shard_->read_buffer();
     const std::size_t have = partial_.size();
     if (have > 0) std::memcpy(buf.data(), partial_.data(), have);
     const std::size_t chunk = std::min(kReadChunkSize, buf.size() - have);
@@ -328,14 +482,18 @@ asio::awaitable<CloseReason> ClientConn::ReadLoop() {
     maybe_more = r.bytes == chunk;
     std::size_t consumed = 0;
     auto reason = ProcessFrames(ByteSpan(buf.data(), have + r.bytes), consumed);
-    shard_.FlushOutbox(PacketSource{shard_.index(), id_});
-    shard_.FlushWrites();
-    if (reason) co_return *reason;
+    shard_->FlushOutbox(PacketSource{shard_->index(), id_});
+    shard_->FlushWrites();
+    if (reason) co_return reason;
     const std::size_t left = have + r.bytes - consumed;
     partial_.assign(buf.data() + consumed, buf.data() + consumed + left);
     // A large unfinished frame (up to 64 KiB) must not stay allocated once it is done.
     if (partial_.empty() && partial_.capacity() > 4096) Bytes().swap(partial_);
   }
+}
+
+bool ClientConn::WokenToMove(const std::error_code& ec) const {
+  return ec == asio::error::operation_aborted && move_to_ >= 0 && !close_reason_;
 }
 
 asio::awaitable<CloseReason> ClientConn::ReadLoopWithOwnBuffer() {
@@ -344,8 +502,8 @@ asio::awaitable<CloseReason> ClientConn::ReadLoopWithOwnBuffer() {
     auto reason = ProcessFrames(ByteSpan(rbuf_.data() + rstart_, rend_ - rstart_), consumed);
     rstart_ += consumed;
     if (rstart_ == rend_) rstart_ = rend_ = 0;
-    shard_.FlushOutbox(PacketSource{shard_.index(), id_});
-    shard_.FlushWrites();
+    shard_->FlushOutbox(PacketSource{shard_->index(), id_});
+    shard_->FlushWrites();
     if (reason) co_return *reason;
     if (pause_holds_ > 0) {
       auto ended = co_await WaitWhilePaused();
@@ -380,14 +538,14 @@ std::optional<CloseReason> ClientConn::ProcessFrames(ByteSpan data, std::size_t&
     if (dup_ && !active_) {
       // derper's policy: a duplicate that speaks (any frame, once its header is read) becomes
       // the active one.
-      shard_.server().registry().NoteActivity(key_, id_);
+      shard_->server().registry().NoteActivity(key_, id_);
       active_ = true;
     }
     const std::uint32_t max = derp::MaxServerPayloadSize(type, UINT32_MAX);
     if (max == UINT32_MAX) {
       // A type the relay does not act on (a Pong, a second ClientInfo, server->client and
       // unknown types): skip it, whatever its length, as derper does.
-      stats_.unknown_frames.Add();
+      stats_->unknown_frames.Add();
       consumed += derp::kFrameHeaderSize;
       skip_remaining_ = hdr->length;
       continue;
@@ -416,7 +574,7 @@ std::optional<CloseReason> ClientConn::HandleFrame(derp::FrameType type, ByteSpa
     case FrameType::kSendPacket:
       return HandleSendPacket(payload);
     case FrameType::kPing: {
-      stats_.got_ping.Add();
+      stats_->got_ping.Add();
       auto ping = derp::ParsePing(payload);
       if (!ping) return CloseReason::kBadFrame;
       // One pending pong at most; a ping while one is queued is ignored, as derper does.
@@ -450,29 +608,29 @@ std::optional<CloseReason> ClientConn::HandleSendPacket(ByteSpan payload) {
   auto send = derp::ParseSendPacket(payload);
   if (!send) return CloseReason::kBadFrame;
   const bool disco = derp::IsDiscoPacket(send->packet);
-  stats_.packets_received.Add();
-  stats_.bytes_received.Add(send->packet.size());
+  stats_->packets_received.Add();
+  stats_->bytes_received.Add(send->packet.size());
   ++traffic_.packets_in;
   traffic_.bytes_in += send->packet.size();
-  stats_.packets_received_kind[disco ? 0 : 1].Add();
+  stats_->packets_received_kind[disco ? 0 : 1].Add();
   Packet p;
   p.src = key_;
   p.disco = disco;
-  p.payload = shard_.pool().Take(send->packet.size());
+  p.payload = shard_->pool().Take(send->packet.size());
   std::memcpy(p.payload.data(), send->packet.data(), send->packet.size());
-  shard_.RoutePacket(send->dst, std::move(p), *this);
+  shard_->RoutePacket(send->dst, std::move(p), *this);
   return std::nullopt;
 }
 
 std::optional<CloseReason> ClientConn::HandleMeshFrame(derp::FrameType type, ByteSpan payload) {
-  Registry& registry = shard_.server().registry();
+  Registry& registry = shard_->server().registry();
   switch (type) {
     case derp::FrameType::kWatchConns:
       if (!derp::ParseWatchConns(payload)) return CloseReason::kBadFrame;
       // The server's own key watching itself is a self-mesh: derper ignores it too.
-      if (key_ != shard_.server().public_key() && !watching_) {
+      if (key_ != shard_->server().public_key() && !watching_) {
         watching_ = true;
-        registry.AddWatcher(shard_.index(), id_);
+        registry.AddWatcher(shard_->index(), id_);
       }
       return std::nullopt;
     case derp::FrameType::kClosePeer: {
@@ -486,13 +644,13 @@ std::optional<CloseReason> ClientConn::HandleMeshFrame(derp::FrameType type, Byt
     case derp::FrameType::kForwardPacket: {
       auto fwd = derp::ParseForwardPacket(payload);
       if (!fwd) return CloseReason::kBadFrame;
-      stats_.packets_forwarded_in.Add();
+      stats_->packets_forwarded_in.Add();
       Packet p;
       p.src = fwd->src;
       p.disco = derp::IsDiscoPacket(fwd->packet);
-      p.payload = shard_.pool().Take(fwd->packet.size());
+      p.payload = shard_->pool().Take(fwd->packet.size());
       std::memcpy(p.payload.data(), fwd->packet.data(), fwd->packet.size());
-      shard_.RouteForwarded(fwd->dst, std::move(p), *this);
+      shard_->RouteForwarded(fwd->dst, std::move(p), *this);
       return std::nullopt;
     }
     default:
@@ -506,29 +664,30 @@ void ClientConn::QueuePeerPresent(const derp::PeerPresent& present) {
 }
 
 std::chrono::milliseconds ClientConn::write_timeout() const {
-  const RelayConfig& config = shard_.server().config();
+  const RelayConfig& config = shard_->server().config();
   return is_mesh_ ? config.mesh_write_timeout : config.tcp_write_timeout;
 }
 
 void ClientConn::HandleNotePreferred(bool preferred) {
   if (preferred == preferred_) return;
   preferred_ = preferred;
-  stats_.home_connections.Add(preferred ? 1 : -1);
+  stats_->home_connections.Add(preferred ? 1 : -1);
   // Moves right after connecting are a client settling, not a move (derper: 5 s).
   if (Clock::now() - connected_at_ > std::chrono::seconds(5)) {
-    (preferred ? stats_.home_moves_in : stats_.home_moves_out).Add();
+    (preferred ? stats_->home_moves_in : stats_->home_moves_out).Add();
   }
 }
 
 void ClientConn::Enqueue(Packet&& packet, PacketSource from) {
-  const RelayConfig& config = shard_.server().config();
+  const RelayConfig& config = shard_->server().config();
   const auto now = Clock::now();
   packet.enqueued = now;
+  if (from.conn_id != 0) received_from_.Count(from.shard, from.conn_id);
   if (packet.disco) {
     if (disco_queue_.size() >= static_cast<std::size_t>(config.send_queue_depth)) {
       Packet old = disco_queue_.Pop();
-      stats_.RecordDrop(DropReason::kQueueHead, PacketKind::kDisco, old.payload.size());
-      shard_.pool().Give(std::move(old.payload));
+      stats_->RecordDrop(DropReason::kQueueHead, PacketKind::kDisco, old.payload.size());
+      shard_->pool().Give(std::move(old.payload));
     }
     disco_queue_.Push(std::move(packet));
     Wake();
@@ -537,8 +696,8 @@ void ClientConn::Enqueue(Packet&& packet, PacketSource from) {
   const auto limit = static_cast<std::size_t>(config.send_queue_bytes);
   while (!data_queue_.empty() && data_queue_.bytes() + packet.payload.size() > limit) {
     Packet old = data_queue_.Pop();
-    stats_.RecordDrop(DropReason::kQueueHead, PacketKind::kOther, old.payload.size());
-    shard_.pool().Give(std::move(old.payload));
+    stats_->RecordDrop(DropReason::kQueueHead, PacketKind::kOther, old.payload.size());
+    shard_->pool().Give(std::move(old.payload));
   }
   data_queue_.Push(std::move(packet));
   Wake();
@@ -549,7 +708,7 @@ void ClientConn::Enqueue(Packet&& packet, PacketSource from) {
       if (s.conn_id == from.conn_id) return;
     }
     paused_senders_.push_back(from);
-    shard_.PauseSender(from);
+    shard_->PauseSender(from);
   }
 }
 
@@ -583,7 +742,7 @@ void ClientConn::ReleaseSendersIfStalled(Clock::time_point now) {
 }
 
 void ClientConn::ResumePausedSenders() {
-  for (const PacketSource& s : paused_senders_) shard_.ResumeSender(s);
+  for (const PacketSource& s : paused_senders_) shard_->ResumeSender(s);
   paused_senders_.clear();
 }
 
@@ -595,9 +754,9 @@ void ClientConn::QueuePeerGone(const derp::PublicKey& peer, derp::PeerGoneReason
     not_here_tokens_ = std::min(3.0, not_here_tokens_ + elapsed);
     if (not_here_tokens_ < 1.0) return;
     not_here_tokens_ -= 1.0;
-    stats_.peer_gone_not_here_frames.Add();
+    stats_->peer_gone_not_here_frames.Add();
   } else {
-    stats_.peer_gone_disconnected_frames.Add();
+    stats_->peer_gone_disconnected_frames.Add();
   }
   derp::AppendPeerGone(control_, peer, reason);
   Wake();
@@ -611,12 +770,12 @@ void ClientConn::SetDupState(bool dup, bool active) {
 void ClientConn::Wake() {
   if (!loops_started_ || close_reason_ || restarting_sent_) return;
   if (writer_running_) {
-    if (writer_waiting_) wake_.cancel();
+    if (writer_waiting_) wake_->cancel();
   } else if (!flush_queued_) {
     // Written by FlushNow() once the current read chunk (or mailbox batch) has been routed, so
     // that everything it queued for us leaves in one write.
     flush_queued_ = true;
-    shard_.QueueFlush(*this);
+    shard_->QueueFlush(*this);
   }
 }
 
@@ -626,7 +785,7 @@ bool ClientConn::HasPendingWrites() const {
 
 void ClientConn::StartWriter() {
   writer_running_ = true;
-  asio::co_spawn(shard_.io(), WriteLoop(),
+  asio::co_spawn(shard_->io(), WriteLoop(),
                  [this](const std::exception_ptr& e, std::optional<CloseReason> ended) {
                    writer_running_ = false;
                    if (e) ended = CloseReason::kIoError;
@@ -635,7 +794,7 @@ void ClientConn::StartWriter() {
                    } else if (!close_reason_ && !restarting_sent_ && HasPendingWrites()) {
                      StartWriter();  // queued after the loop looked for the last time
                    }
-                   if (awaiting_writer_) resume_.cancel();
+                   if (awaiting_writer_) resume_->cancel();
                  });
 }
 
@@ -645,7 +804,7 @@ std::optional<Clock::time_point> ClientConn::KeepAliveDue(Clock::time_point now)
   }
   if (now >= next_keepalive_) {
     derp::AppendKeepAlive(control_);
-    stats_.keepalives_sent.Add();
+    stats_->keepalives_sent.Add();
     next_keepalive_ = now + keepalive_interval_;
     Wake();
   }
@@ -656,8 +815,8 @@ void ClientConn::EndConnection(CloseReason reason) {
   // The first to end decides the reason; closing the stream ends the reader (and the writer).
   if (!close_reason_) close_reason_ = reason;
   stream_->Close();
-  wake_.cancel();
-  resume_.cancel();
+  wake_->cancel();
+  resume_->cancel();
 }
 
 void ClientConn::BuildBatch() {
@@ -665,7 +824,7 @@ void ClientConn::BuildBatch() {
   // then data, then control frames. Packets before control is the order derper's writer
   // produced in the captured sessions (a packet, then the pong of a later ping), and a
   // PeerGone then follows the last packet from that peer.
-  batch_ = shard_.batches().Take();
+  batch_ = shard_->batches().Take();
   WriteBatch& b = *batch_;
   b.control.swap(control_);
   control_.clear();
@@ -674,7 +833,7 @@ void ClientConn::BuildBatch() {
   if (pending_pong_) {
     derp::AppendPong(b.control, *pending_pong_);
     pending_pong_.reset();
-    stats_.sent_pong.Add();
+    stats_->sent_pong.Add();
   }
   while (!disco_queue_.empty()) b.packets.push_back(disco_queue_.Pop());
   while (!data_queue_.empty()) b.packets.push_back(data_queue_.Pop());
@@ -695,30 +854,31 @@ void ClientConn::BuildBatch() {
 
 CloseReason ClientConn::FailBatch(const std::error_code& ec) {
   for (Packet& p : batch_->packets) {
-    stats_.RecordDrop(DropReason::kWriteError, p.disco ? PacketKind::kDisco : PacketKind::kOther,
-                      p.payload.size());
+    stats_->RecordDrop(DropReason::kWriteError, p.disco ? PacketKind::kDisco : PacketKind::kOther,
+                       p.payload.size());
   }
-  shard_.batches().Give(std::move(batch_));
+  shard_->batches().Give(std::move(batch_));
   return Classify(ec);
 }
 
 std::optional<CloseReason> ClientConn::FinishBatch(bool& stop_writing) {
   WriteBatch& b = *batch_;
-  stats_.packets_sent.Add(b.packets.size());
-  stats_.bytes_sent.Add(b.payload_bytes);
+  stats_->packets_sent.Add(b.packets.size());
+  stats_->bytes_sent.Add(b.payload_bytes);
   traffic_.packets_out += b.packets.size();
   traffic_.bytes_out += b.payload_bytes;
   const auto written = Clock::now();
   for (const Packet& p : b.packets) {
-    stats_.queue_delay_seconds.Observe(std::chrono::duration<double>(written - p.enqueued).count());
+    stats_->queue_delay_seconds.Observe(
+        std::chrono::duration<double>(written - p.enqueued).count());
   }
-  stats_.frames_per_write.Observe(
+  stats_->frames_per_write.Observe(
       static_cast<double>(b.packets.size() + (b.control.empty() ? 0 : 1)));
-  for (Packet& p : b.packets) shard_.pool().Give(std::move(p.payload));
+  for (Packet& p : b.packets) shard_->pool().Give(std::move(p.payload));
   const bool restarting = b.restarting;
   const bool pong = b.pong;
-  shard_.batches().Give(std::move(batch_));
-  const auto limit = static_cast<std::size_t>(shard_.server().config().send_queue_bytes);
+  shard_->batches().Give(std::move(batch_));
+  const auto limit = static_cast<std::size_t>(shard_->server().config().send_queue_bytes);
   if (!paused_senders_.empty() && QueuedBytes() < limit / 16) ResumePausedSenders();
   if (!HasPendingWrites()) {
     data_queue_.ReleaseIfEmpty();
@@ -781,9 +941,9 @@ asio::awaitable<std::optional<CloseReason>> ClientConn::WriteLoop() {
       // one. Only while a Pong waits to be taken does it stay, to look again
       // (relay/stalled_reader.h).
       if (!stalled_reader_.watching()) co_return std::nullopt;
-      wake_.expires_at(stalled_reader_.next_check());
+      wake_->expires_at(stalled_reader_.next_check());
       writer_waiting_ = true;
-      co_await wake_.async_wait(net::kAsTuple);
+      co_await wake_->async_wait(net::kAsTuple);
       writer_waiting_ = false;
       if (close_reason_) co_return close_reason_;
       if (auto stalled = PollStalledReader()) co_return stalled;
@@ -797,9 +957,9 @@ asio::awaitable<std::optional<CloseReason>> ClientConn::WriteLoop() {
     write_progress_at_ = progress_checked_at_ = Clock::now();
     write_acked_.reset();
     write_in_flight_ = true;
-    shard_.WatchWrite(*this);
+    shard_->WatchWrite(*this);
     auto r = co_await stream_->WriteAll(rest);
-    shard_.UnwatchWrite(*this);
+    shard_->UnwatchWrite(*this);
     write_in_flight_ = false;
     if (batch_ == nullptr) {
       if (r.ec) co_return Classify(r.ec);
@@ -820,7 +980,7 @@ std::optional<CloseReason> ClientConn::PollStalledReader() {
   LOG_INFO("%s: client %s sent Pings but took none of our bytes for %lld ms; closing",
            start_.remote.c_str(), key_.ShortString().c_str(),
            static_cast<long long>(write_timeout().count()));
-  stats_.write_timeouts.Add();
+  stats_->write_timeouts.Add();
   return CloseReason::kWriteTimeout;
 }
 

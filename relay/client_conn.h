@@ -25,7 +25,18 @@
 // read only loses its own packets. Disco packets never pause anyone; their queue is
 // --send-queue-depth packets.
 //
-// Thread affinity: everything runs on the owning shard's thread.
+// Moving (with --workers above 1): a packet between connections on two shards costs a hand-over
+// and a wake-up of the other thread, so a connection that sends (or receives) three quarters of
+// a window of packets to (from) one peer on another shard joins it there: one of the two moves,
+// the one on the shard with more connections (Shard::ProposeMove). A connection moves only
+// between reads with nothing in flight (no write waiting, nothing queued, not paused), at most
+// once per kMoveCooldown; mesh peers, duplicates and streams that cannot change loops
+// (WebSocket, TLS 1.2) stay. The reader then lets go of the old shard (LeaveShard) and Serve()
+// returns with leaving() set; the owner (relay/conn_runner.h) hands the connection to the new
+// shard, which calls ArriveOn() on its thread, and ServeAfterMove() goes on from there.
+//
+// Thread affinity: everything runs on the owning shard's thread (the one shard_ names; between
+// LeaveShard() and ArriveOn() nobody touches the connection).
 #pragma once
 
 #include <array>
@@ -44,6 +55,7 @@
 #include "lib/net/stream.h"
 #include "relay/packet.h"
 #include "relay/packet_queue.h"
+#include "relay/peer_tally.h"
 #include "relay/stalled_reader.h"
 #include "relay/stats.h"
 #include "relay/write_batch.h"
@@ -75,8 +87,29 @@ class ClientConn {
   ClientConn(const ClientConn&) = delete;
   ClientConn& operator=(const ClientConn&) = delete;
 
-  // Runs the connection to its end and returns why it ended. Never throws for network errors.
+  // Runs the connection to its end and returns why it ended, or until it leaves for another
+  // shard (leaving()). Never throws for network errors.
   asio::awaitable<CloseReason> Serve();
+  // After ArriveOn(): runs it on, as Serve() does after the handshake.
+  asio::awaitable<CloseReason> ServeAfterMove();
+
+  Shard& shard() const { return *shard_; }
+  // Serve() returned because the connection moves to shard move_target(): it has let go of its
+  // old shard (LeaveShard) and waits for the owner to hand it to the new one.
+  bool leaving() const { return leaving_; }
+  int move_target() const { return move_to_; }
+  // On the new shard's thread: takes the connection in (table, timers, socket, routes).
+  void ArriveOn(Shard& shard);
+  // Called by Shard::RoutePacket with the route of each packet this connection sent.
+  void NoteSentTo(int shard, std::uint64_t conn_id) {
+    if (sent_to_.Count(shard, conn_id)) ConsiderMovingToPeer();
+  }
+  // Commits to moving to `to` (the shards' load() takes it as done; the reader leaves at its next
+  // turn, or abandons the move when something is in flight then).
+  void CommitMove(int to);
+  // A connection on shard `to` that sends mostly to this one asks it to come over: it does when
+  // what it received lately came mostly from `requester` and it can move now.
+  void ConsiderMove(int to, std::uint64_t requester);
 
   std::uint64_t id() const { return id_; }
   const derp::PublicKey& key() const { return key_; }
@@ -132,9 +165,24 @@ class ClientConn {
 
  private:
   asio::awaitable<CloseReason> Handshake();
+  // The reader and the writer until the connection ends (its reason) or leaves (nullopt).
+  asio::awaitable<std::optional<CloseReason>> RunLoops();
+  // Unregisters, drops what is queued, detaches: the end of Serve() and ServeAfterMove().
+  CloseReason Finish(CloseReason reason);
   // ReadLoop for streams with TryRead (through the shard's buffer), and for the others.
-  asio::awaitable<CloseReason> ReadLoop();
+  // ReadLoop returns nullopt when the connection leaves for another shard.
+  asio::awaitable<std::optional<CloseReason>> ReadLoop();
   asio::awaitable<CloseReason> ReadLoopWithOwnBuffer();
+  // Moving: whether this connection may move at all now (kind, state, cooldown), whether it can
+  // leave right now (nothing in flight), and the step after a window of sent packets.
+  bool MayMove(std::chrono::steady_clock::time_point now) const;
+  bool CanLeaveNow() const;
+  // The reader, once CanLeaveNow(): off the shard's tables, timers and loop.
+  void LeaveShard();
+  void ConsiderMovingToPeer();
+  void AbandonMove();
+  // The reader's wait for the socket ended because ConsiderMove() cancelled it.
+  bool WokenToMove(const std::error_code& ec) const;
   // Waits while a receiver asked this connection to pause; a reason when the connection ended.
   asio::awaitable<std::optional<CloseReason>> WaitWhilePaused();
   // The writer: a coroutine of its own that runs while there is something to write and ends
@@ -179,8 +227,8 @@ class ClientConn {
   // Lets every paused sender go on reading.
   void ResumePausedSenders();
 
-  Shard& shard_;
-  ShardStats& stats_;
+  Shard* shard_;
+  ShardStats* stats_;
   std::unique_ptr<net::Stream> stream_;
   ConnStart start_;
   const std::uint64_t id_;
@@ -202,10 +250,12 @@ class ClientConn {
   std::uint64_t skip_remaining_ = 0;  // bytes of an unknown frame still to discard
   int pause_holds_ = 0;               // receivers (and mailboxes) that asked us to stop reading
   std::chrono::steady_clock::time_point pause_until_{};
-  ShardTimer resume_;
+  // Timers of the shard's loop: re-made on the new one when the connection moves.
+  std::optional<ShardTimer> resume_;
   bool reader_waiting_ = false;
-  bool writer_running_ = false;   // WriteLoop's coroutine has not ended yet
-  bool awaiting_writer_ = false;  // Serve() waits on resume_ for it
+  bool reader_in_socket_wait_ = false;  // ReadLoop waits for the socket to be readable
+  bool writer_running_ = false;         // WriteLoop's coroutine has not ended yet
+  bool awaiting_writer_ = false;        // Serve() waits on resume_ for it
 
   // Write side.
   PacketQueue disco_queue_;
@@ -215,7 +265,7 @@ class ClientConn {
   Bytes control_;  // whole frames (PeerGone, Pong, KeepAlive) waiting to be written
   std::optional<derp::PingData> pending_pong_;
   StalledReaderCheck stalled_reader_;  // a Pong the client has not taken yet
-  ShardTimer wake_;
+  std::optional<ShardTimer> wake_;
   bool writer_waiting_ = false;
   bool loops_started_ = false;  // after the handshake; Wake() starts the writer from then on
   std::chrono::steady_clock::time_point next_keepalive_;
@@ -236,6 +286,15 @@ class ClientConn {
   derp::PublicKey last_src_{};
   double not_here_tokens_ = 3;  // token bucket: 1 per second, burst 3
   std::chrono::steady_clock::time_point not_here_refill_{};
+
+  // Moving: the peers this connection sent to and received from lately, the shard it committed
+  // to move to (-1: none), when it last moved and when it last asked its peer to.
+  PeerTally sent_to_;
+  PeerTally received_from_;
+  int move_to_ = -1;
+  bool leaving_ = false;
+  std::chrono::steady_clock::time_point moved_at_{};
+  std::chrono::steady_clock::time_point asked_at_{};  // when it last asked its peer over
 
   std::optional<CloseReason> close_reason_;
   Traffic traffic_;

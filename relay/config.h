@@ -61,6 +61,9 @@ struct RelayConfig {
   std::chrono::milliseconds handshake_timeout{10000};
   // Event loops, one per core by default (0 = all cores).
   int workers = 0;
+  // With workers > 1: a connection that talks mostly to one peer on another shard moves to that
+  // shard, or the peer to its (relay/client_conn.h, "Moving").
+  bool move_connections = true;
   // Per-client queue of disco packets, in packets (derper: 32 for every packet).
   int send_queue_depth = 32;
   // Per-client queue of other packets, in payload bytes. Senders to a client with more than a

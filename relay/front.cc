@@ -21,6 +21,7 @@
 #include "lib/util/netaddr.h"
 #include "relay/acme_challenges.h"
 #include "relay/client_conn.h"
+#include "relay/conn_runner.h"
 #include "relay/debug.h"
 #include "relay/http_routes.h"
 #include "relay/server.h"
@@ -342,18 +343,7 @@ asio::awaitable<void> FrontConnection::Upgrade(const RouteResult& result) {
   // The DERP connection outlives the front door: it runs as its own coroutine, which owns it,
   // and the front's coroutine frames (request head, response strings, this object) are freed
   // now rather than held for the connection's life (most of an idle connection's memory).
-  auto conn = std::make_unique<ClientConn>(shard_, std::move(stream_), std::move(start));
-  ClientConn& serving = *conn;
-  asio::co_spawn(
-      shard_.io(), serving.Serve(),
-      [owned = std::move(conn)](std::exception_ptr e, CloseReason reason) {
-        if (e) {
-          LOG_ERROR("%s: internal error in a DERP connection", owned->remote().c_str());
-        } else if (reason != CloseReason::kPeerClosed && reason != CloseReason::kServerShutdown) {
-          LOG_DEBUG("%s: DERP connection closed: %s", owned->remote().c_str(),
-                    std::string(kCloseReasonLabel[static_cast<int>(reason)]).c_str());
-        }
-      });
+  RunConnection(std::make_unique<ClientConn>(shard_, std::move(stream_), std::move(start)), false);
   co_return;
 }
 

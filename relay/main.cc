@@ -131,6 +131,10 @@ int main(int argc, char** argv) {
   app.add_option("--workers", config.workers,
                  "Event loops (threads), each owning its share of the connections; 0 means one "
                  "per core.");
+  app.add_flag("--move-connections", config.move_connections,
+               "With --workers above 1, move a connection that talks mostly to one peer to the "
+               "peer's worker, or the peer to its (--move-connections=false keeps every "
+               "connection where it was accepted).");
   app.add_option("--send-queue-depth", config.send_queue_depth,
                  "Disco packets queued per client before the oldest is dropped.");
   app.add_option("--send-queue-bytes", config.send_queue_bytes,

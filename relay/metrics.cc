@@ -377,6 +377,10 @@ void AddShardFamilies(Families& out, const StatsSnapshot& s) {
   auto& crossed =
       out.Family("derp_shard_cross_shard_packets_total",
                  "Packets a shard handed to another shard for delivery.", MetricType::Counter);
+  auto& moved = out.Family(
+      "derp_shard_connections_moved_in_total",
+      "Connections that moved to this shard to be with the peer they talk to (--workers > 1).",
+      MetricType::Counter);
   for (std::size_t i = 0; i < s.shards.size(); ++i) {
     const Labels shard = {L("shard", std::to_string(i))};
     const ShardLoad& load = s.shards[i];
@@ -384,6 +388,7 @@ void AddShardFamilies(Families& out, const StatsSnapshot& s) {
     Families::Sample(received, D(load.packets_received), shard);
     Families::Sample(sent, D(load.packets_sent), shard);
     Families::Sample(crossed, D(load.cross_shard_packets), shard);
+    Families::Sample(moved, D(load.connections_moved_in), shard);
   }
 }
 

@@ -36,6 +36,10 @@ struct Delivery {
   derp::PublicKey dst;
   std::uint64_t dst_id = 0;  // connection id, or mesh link id when `mesh`
   bool mesh = false;
+  // Sent on by the shard the connection moved away from (Shard::NoteMovedAway), not routed here.
+  bool forwarded = false;
+  // No packet: a move's fence from shard from.shard (relay/move_fences.h).
+  bool fence = false;
   PacketSource from;
   Packet packet;
 };

@@ -56,6 +56,18 @@ void Registry::Unregister(const derp::PublicKey& key, std::uint64_t conn_id) {
   PublishLocked(it, true);
 }
 
+void Registry::Move(const derp::PublicKey& key, std::uint64_t conn_id, int shard) {
+  std::lock_guard lock(mu_);
+  auto it = keys_.find(key);
+  if (it == keys_.end()) return;
+  for (Member& m : it->second.members) {
+    if (m.conn_id == conn_id) m.shard = shard;
+  }
+  // The route names the new shard; and a duplicate state sent to the old shard while the
+  // connection was between shards found nobody, so duplicates hear theirs again.
+  PublishLocked(it, false);
+}
+
 void Registry::NoteActivity(const derp::PublicKey& key, std::uint64_t conn_id) {
   std::lock_guard lock(mu_);
   auto it = keys_.find(key);

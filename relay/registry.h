@@ -54,6 +54,9 @@ class Registry {
   void Register(const derp::PeerPresent& presence, int shard, std::uint64_t conn_id);
   // Removes a local connection.
   void Unregister(const derp::PublicKey& key, std::uint64_t conn_id);
+  // A local connection moved to another shard (relay/client_conn.h, "Moving"): its route, if it
+  // is the active one, now names that shard. Watchers hear nothing: nothing changed for them.
+  void Move(const derp::PublicKey& key, std::uint64_t conn_id, int shard);
   // A duplicate connection sent a frame, so it becomes the active one (derper's policy).
   void NoteActivity(const derp::PublicKey& key, std::uint64_t conn_id);
 

@@ -66,6 +66,7 @@ struct ShardLoad {
   std::uint64_t packets_received = 0;
   std::uint64_t packets_sent = 0;
   std::uint64_t cross_shard_packets = 0;
+  std::uint64_t connections_moved_in = 0;
 };
 
 // Totals over all shards, read at any time from any thread.
@@ -132,6 +133,8 @@ class Server final : public RegistryListener {
   void Start();
   // Stops accepting, closes every connection, waits up to config.shutdown_grace, joins.
   void Stop();
+  // Stop() has begun. Any thread.
+  bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
 
   const RelayConfig& config() const { return config_; }
   std::chrono::steady_clock::time_point start_time() const { return start_time_; }

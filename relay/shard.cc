@@ -5,6 +5,7 @@
 
 #include "lib/net/log.h"
 #include "relay/client_conn.h"
+#include "relay/conn_runner.h"
 #include "relay/mesh.h"
 #include "relay/server.h"
 
@@ -12,6 +13,9 @@ namespace derpkit::relay {
 
 namespace {
 constexpr auto kWatchdogTick = std::chrono::milliseconds(250);
+// How long a shard forwards packets for a connection that moved away (NoteMovedAway): far longer
+// than any route post or mailbox takes to arrive.
+constexpr auto kMovedForwardFor = std::chrono::seconds(10);
 
 // The ticker's keepalive period: a quarter of the interval (at most 1 s, at least 10 ms), so a
 // KeepAlive leaves at most that late, which derper's clients (timeout: 2 minutes) never notice.
@@ -60,10 +64,13 @@ void Shard::StopAndJoin() {
   if (thread_.joinable()) thread_.join();
 }
 
-void Shard::Attach(ClientConn& conn) { conns_[conn.id()] = &conn; }
+void Shard::Attach(ClientConn& conn, bool counted) {
+  conns_[conn.id()] = &conn;
+  if (counted) AdjustLoad(+1);
+}
 
-void Shard::Detach(ClientConn& conn) {
-  conns_.erase(conn.id());
+void Shard::Detach(ClientConn& conn, bool counted) {
+  if (conns_.erase(conn.id()) > 0 && counted) AdjustLoad(-1);
   writing_.erase(&conn);
   if (conn.flush_queued()) std::erase(to_flush_, &conn);
 }
@@ -123,9 +130,16 @@ void Shard::ApplyPendingRoutes() {
   for (const auto& [key, route] : applying_routes_) {
     if (route.id == 0) {
       routes_.erase(key);
-    } else {
-      routes_[key] = route;
+      continue;
     }
+    ConnRoute& current = routes_[key];
+    // A connection that moved (same id, another shard): what we sent it the old way must arrive
+    // before what we send it now (relay/move_fences.h). The old shard itself needs no fence.
+    if (current.id == route.id && !current.mesh && !route.mesh && current.shard != route.shard &&
+        current.shard != index_) {
+      SendFence(current.shard, key, route.id);
+    }
+    current = route;
   }
   applying_routes_.clear();
 }
@@ -145,6 +159,7 @@ void Shard::RoutePacket(const derp::PublicKey& dst, Packet&& packet, ClientConn&
     pool_.Give(std::move(packet.payload));
     return;
   }
+  if (!route->mesh) from.NoteSentTo(route->shard, route->id);
   Deliver(dst, *route, std::move(packet), PacketSource{index_, from.id()});
 }
 
@@ -161,29 +176,69 @@ void Shard::RouteForwarded(const derp::PublicKey& dst, Packet&& packet, ClientCo
   Deliver(dst, *route, std::move(packet), PacketSource{index_, from_mesh.id()});
 }
 
-void Shard::Deliver(const derp::PublicKey& dst, ConnRoute route, Packet&& packet,
-                    PacketSource from) {
+void Shard::Deliver(const derp::PublicKey& dst, ConnRoute route, Packet&& packet, PacketSource from,
+                    bool forwarded) {
   if (route.shard == index_) {
-    DeliverLocal(dst, route, std::move(packet), from);
+    DeliverLocal(dst, route, std::move(packet), from, forwarded);
     return;
   }
-  auto& box = outbox_[static_cast<std::size_t>(route.shard)];
-  if (box.empty()) outbox_dirty_.push_back(route.shard);
-  outbox_bytes_[static_cast<std::size_t>(route.shard)] += packet.payload.size();
-  box.push_back(Delivery{dst, route.id, route.mesh, from, std::move(packet)});
+  PushOutbox(route.shard,
+             Delivery{dst, route.id, route.mesh, forwarded, false, from, std::move(packet)});
+}
+
+void Shard::PushOutbox(int shard, Delivery&& d) {
+  const auto i = static_cast<std::size_t>(shard);
+  if (outbox_[i].empty()) outbox_dirty_.push_back(shard);
+  outbox_bytes_[i] += d.packet.payload.size();
+  outbox_[i].push_back(std::move(d));
+}
+
+void Shard::SendFence(int old_shard, const derp::PublicKey& key, std::uint64_t conn_id) {
+  PushOutbox(old_shard, Delivery{key, conn_id, false, false, true, PacketSource{index_, 0}, {}});
+  FlushOutbox();
+}
+
+void Shard::HandleFence(Delivery& fence) {
+  if (fences_.Awaits(fence.dst_id)) {
+    fences_.FenceArrived(fence.dst_id, fence.from.shard, released_);
+    DeliverReleased();
+    return;
+  }
+  // The old shard: the fence follows what it forwarded (a connection that moved on again: on).
+  if (auto moved = moved_away_.find(fence.dst_id); moved != moved_away_.end()) {
+    fence.forwarded = true;
+    PushOutbox(moved->second.to, std::move(fence));
+    FlushOutbox();
+  }
+}
+
+void Shard::DeliverReleased() {
+  for (Delivery& d : released_) {
+    DeliverLocal(d.dst, ConnRoute{index_, d.dst_id, false}, std::move(d.packet), d.from);
+  }
+  released_.clear();
 }
 
 void Shard::DeliverLocal(const derp::PublicKey& dst, ConnRoute route, Packet&& packet,
-                         PacketSource from) {
+                         PacketSource from, bool forwarded) {
+  if (!fences_.empty() && !route.mesh && fences_.MustHold(route.id, from.shard, forwarded)) {
+    fences_.Hold(Delivery{dst, route.id, false, false, false, from, std::move(packet)});
+    return;
+  }
   if (route.mesh) {
     auto it = links_.find(route.id);
     if (it != links_.end()) {
       it->second->EnqueueForward(dst, std::move(packet));
       return;
     }
-  } else if (ClientConn* conn = Find(route.id)) {
+  } else if (ClientConn* conn = FindForDelivery(route.id)) {
     NoteReceivedFrom(*conn, packet.src);
     conn->Enqueue(std::move(packet), from);
+    return;
+  } else if (auto moved = moved_away_.find(route.id); moved != moved_away_.end()) {
+    Deliver(dst, ConnRoute{moved->second.to, route.id, false}, std::move(packet), from,
+            /*forwarded=*/true);
+    FlushOutbox();
     return;
   }
   // The connection or link went away between the route lookup and now (another shard's view
@@ -191,6 +246,58 @@ void Shard::DeliverLocal(const derp::PublicKey& dst, ConnRoute route, Packet&& p
   stats_.RecordDrop(DropReason::kGoneDisconnected,
                     packet.disco ? PacketKind::kDisco : PacketKind::kOther, packet.payload.size());
   pool_.Give(std::move(packet.payload));
+}
+
+ClientConn* Shard::FindForDelivery(std::uint64_t conn_id) {
+  if (ClientConn* conn = Find(conn_id)) return conn;
+  if (!arrivals_pending_.load(std::memory_order_acquire)) return nullptr;
+  ApplyArrivals();
+  return Find(conn_id);
+}
+
+bool Shard::ProposeMove(ClientConn& sender, PeerRef peer) {
+  Shard& there = server_.shard(peer.shard);
+  const int here_load = load();
+  const int there_load = there.load();
+  if (there_load < here_load || (there_load == here_load && peer.shard < index_)) {
+    sender.CommitMove(peer.shard);  // the reader leaves after this chunk
+    return true;
+  }
+  asio::post(there.io(), [&there, id = peer.conn_id, to = index_, requester = sender.id()] {
+    if (ClientConn* conn = there.Find(id)) conn->ConsiderMove(to, requester);
+  });
+  return false;
+}
+
+void Shard::PostArrival(std::unique_ptr<ClientConn> conn) {
+  {
+    std::lock_guard lock(arrivals_mu_);
+    arrivals_.push_back(std::move(conn));
+    arrivals_pending_.store(true, std::memory_order_release);
+  }
+  asio::post(io_, [this] { ApplyArrivals(); });
+}
+
+void Shard::ApplyArrivals() {
+  {
+    std::lock_guard lock(arrivals_mu_);
+    arriving_.swap(arrivals_);
+    arrivals_pending_.store(false, std::memory_order_relaxed);
+  }
+  for (auto& conn : arriving_) {
+    moved_away_.erase(conn->id());
+    // Before the routes name this shard: every other shard's fence is awaited from now.
+    fences_.Expect(conn->id(), server_.shard_count(), conn->shard().index(),
+                   std::chrono::steady_clock::now());
+    conn->ArriveOn(*this);
+    // Its loops start from the event loop, never inside the delivery that may have called us.
+    asio::post(io_, [c = std::move(conn)]() mutable { RunConnection(std::move(c), true); });
+  }
+  arriving_.clear();
+}
+
+void Shard::NoteMovedAway(std::uint64_t conn_id, int to) {
+  moved_away_[conn_id] = MovedAway{to, std::chrono::steady_clock::now()};
 }
 
 void Shard::OnConnection(PacketSource who, void (ClientConn::*action)()) {
@@ -279,7 +386,12 @@ void Shard::DrainInbox() {
     inbox_scheduled_ = false;
   }
   for (auto& d : draining_) {
-    DeliverLocal(d.dst, ConnRoute{index_, d.dst_id, d.mesh}, std::move(d.packet), d.from);
+    if (d.fence) {
+      HandleFence(d);
+      continue;
+    }
+    DeliverLocal(d.dst, ConnRoute{index_, d.dst_id, d.mesh}, std::move(d.packet), d.from,
+                 d.forwarded);
   }
   draining_.clear();
   FlushWrites();
@@ -334,6 +446,8 @@ asio::awaitable<void> Shard::ConnectionTicker() {
       }
       keepalives_due_.clear();
       next_keepalives = now + keepalive_tick_;
+      std::erase_if(moved_away_,
+                    [&](const auto& entry) { return now - entry.second.at > kMovedForwardFor; });
     }
     // Neither releasing senders nor the check changes writing_; closing does (later), so the
     // overdue are closed after the loop.

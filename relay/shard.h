@@ -2,8 +2,8 @@
 // them, so code inside a shard needs no locks. Shards talk by posting to each other's loops:
 // route updates from the Registry, and batches of packets for clients that live elsewhere.
 //
-// Thread affinity: every method except PostDeliveries(), PostRoute() and the constructor runs on
-// the shard's own thread.
+// Thread affinity: every method except PostDeliveries(), PostRoute(), PostArrival(), load(),
+// AdjustLoad() and the constructor runs on the shard's own thread.
 #pragma once
 
 #include <asio.hpp>
@@ -23,7 +23,9 @@
 #include "lib/net/drained_wait.h"
 #include "relay/config.h"
 #include "relay/keepalive_wheel.h"
+#include "relay/move_fences.h"
 #include "relay/packet.h"
+#include "relay/peer_tally.h"
 #include "relay/registry.h"
 #include "relay/stats.h"
 #include "relay/write_batch.h"
@@ -72,9 +74,13 @@ class Shard {
   // Stops the loop (after CloseAll and a grace period) and joins the thread.
   void StopAndJoin();
 
-  // The shard's connection table.
-  void Attach(ClientConn& conn);
-  void Detach(ClientConn& conn);
+  // The shard's connection table. `counted` = false for a connection that moves (its move was
+  // counted in load() when it was decided).
+  void Attach(ClientConn& conn, bool counted = true);
+  void Detach(ClientConn& conn, bool counted = true);
+  // Connections here, counting the moves decided as done: the balance moves keep. Any thread.
+  int load() const { return load_.load(std::memory_order_relaxed); }
+  void AdjustLoad(int delta) { load_.fetch_add(delta, std::memory_order_relaxed); }
   ClientConn* Find(std::uint64_t conn_id) const;
   std::size_t connection_count() const { return conns_.size(); }
   template <typename F>
@@ -135,6 +141,27 @@ class Shard {
   // Asks every connection to close (shutdown).
   void CloseAll();
 
+  // Moving connections (relay/client_conn.h, "Moving"). `sender` (here) sends mostly to `peer`
+  // on another shard: one of them moves to the other's shard, the one on the shard with the
+  // higher load() (ties: the one on the higher index), so that both sides of a pair that talk
+  // both ways choose the same move and the shards stay balanced. True when the sender moves;
+  // false when the peer was asked to come here.
+  bool ProposeMove(ClientConn& sender, PeerRef peer);
+  // Called from any thread with a connection that left its shard for this one: queued, and
+  // taken in (ClientConn::ArriveOn, then its loops run on) by a post or, first, by a delivery
+  // that looks for it, so that a packet forwarded ahead of the post finds it.
+  void PostArrival(std::unique_ptr<ClientConn> conn);
+  // A connection left for shard `to`: packets that still come here for it go there, for
+  // kMovedForwardFor (other shards route by their copy of the routes until they apply the new
+  // one, and mailboxes in flight still name this shard).
+  void NoteMovedAway(std::uint64_t conn_id, int to);
+  // A connection that arrived heard from `src`: it hears PeerGone from here when src leaves.
+  void AdoptReceiver(const derp::PublicKey& src, std::uint64_t conn_id) {
+    receivers_[src].push_back(conn_id);
+  }
+  // Posts the outboxes now rather than at the end of the loop's ready work.
+  void FlushOutboxNow() { PostOutbox(); }
+
  private:
   // One timer per shard instead of one per connection: every keepalive tick the connections whose
   // KeepAlive falls due in it (keepalive_wheel_) queue one; every tick the connections whose
@@ -150,9 +177,22 @@ class Shard {
   void PostOutbox();
   // Runs `action` on connection `who`: here, or posted to its shard (gone by then: nothing).
   void OnConnection(PacketSource who, void (ClientConn::*action)());
-  void Deliver(const derp::PublicKey& dst, ConnRoute route, Packet&& packet, PacketSource from);
-  void DeliverLocal(const derp::PublicKey& dst, ConnRoute route, Packet&& packet,
-                    PacketSource from);
+  // `forwarded`: sent on by the shard the connection moved away from (relay/move_fences.h).
+  void Deliver(const derp::PublicKey& dst, ConnRoute route, Packet&& packet, PacketSource from,
+               bool forwarded = false);
+  // Takes in the connections PostArrival queued.
+  void ApplyArrivals();
+  // The connection `conn_id` as a delivery sees it: here (arrivals applied first), or nowhere.
+  ClientConn* FindForDelivery(std::uint64_t conn_id);
+  void DeliverLocal(const derp::PublicKey& dst, ConnRoute route, Packet&& packet, PacketSource from,
+                    bool forwarded = false);
+  void PushOutbox(int shard, Delivery&& d);
+  // Moves (relay/move_fences.h): a fence behind what this shard sent a moved connection the old
+  // way; a fence that came here (back at the new shard, or to forward from the old one); and
+  // delivering what fences held.
+  void SendFence(int old_shard, const derp::PublicKey& key, std::uint64_t conn_id);
+  void HandleFence(Delivery& fence);
+  void DeliverReleased();
 
   const int index_;
   Server& server_;
@@ -166,6 +206,14 @@ class Shard {
   Bytes read_buffer_;
 
   std::unordered_map<std::uint64_t, ClientConn*> conns_;
+  std::atomic<int> load_{0};
+  struct MovedAway {
+    int to;
+    std::chrono::steady_clock::time_point at;
+  };
+  std::unordered_map<std::uint64_t, MovedAway> moved_away_;  // NoteMovedAway()
+  MoveFences fences_;                                        // for connections that arrived
+  std::vector<Delivery> released_;                           // scratch: what fences let go
   std::unordered_map<std::uint64_t, MeshLink*> links_;
   std::unordered_map<derp::PublicKey, ConnRoute, derp::PublicKeyHash> routes_;
   std::unordered_map<derp::PublicKey, std::vector<std::uint64_t>, derp::PublicKeyHash> receivers_;
@@ -190,6 +238,11 @@ class Shard {
   // route_updates_ is not empty: one load per routed packet, a lock only when there is work.
   std::atomic<bool> routes_pending_{false};
   std::vector<std::pair<derp::PublicKey, ConnRoute>> applying_routes_;  // shard thread only
+
+  std::mutex arrivals_mu_;
+  std::vector<std::unique_ptr<ClientConn>> arrivals_;  // guarded by arrivals_mu_
+  std::atomic<bool> arrivals_pending_{false};          // arrivals_ is not empty
+  std::vector<std::unique_ptr<ClientConn>> arriving_;  // shard thread only
 
   std::mutex inbox_mu_;
   std::vector<Delivery> inbox_;              // guarded by inbox_mu_

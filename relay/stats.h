@@ -161,6 +161,8 @@ struct ShardStats {
   ShardCounter sender_pauses;
   ShardCounter keepalives_sent;
   ShardCounter cross_shard_packets;
+  // Connections that moved to this shard to be with the peer they talk to.
+  ShardCounter connections_moved_in;
   ShardCounter packets_forwarded_in;   // ForwardPacket frames from mesh peers
   ShardCounter packets_forwarded_out;  // ForwardPacket frames written to mesh peers
 

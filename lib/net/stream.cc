@@ -1,6 +1,7 @@
 #include "lib/net/stream.h"
 
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <climits>
@@ -74,6 +75,29 @@ IoResult TcpStream::TryRead(std::span<std::byte> buf) {
   std::error_code ec;
   const std::size_t n = socket_.read_some(asio::buffer(buf.data(), buf.size()), ec);
   return {ec, n};
+}
+
+SocketInTransit::~SocketInTransit() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void SocketInTransit::Leave(asio::ip::tcp::socket& socket) {
+  std::error_code ec;
+  const auto local = socket.local_endpoint(ec);
+  protocol_ = !ec && local.address().is_v6() ? asio::ip::tcp::v6() : asio::ip::tcp::v4();
+  fd_ = socket.release(ec);
+  if (ec) fd_ = -1;  // already closed: the socket arrives closed and its reads say so
+}
+
+void SocketInTransit::Join(asio::ip::tcp::socket& socket, asio::io_context& io) {
+  // Move assignment across io_contexts: asio's socket service hands the descriptor's reactor
+  // registration over with it (the released socket has none left).
+  socket = asio::ip::tcp::socket(io);
+  if (fd_ < 0) return;
+  std::error_code ec;
+  socket.assign(protocol_, fd_, ec);
+  if (ec) ::close(fd_);
+  fd_ = -1;
 }
 
 void TcpStream::Close() {

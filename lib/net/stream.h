@@ -63,11 +63,38 @@ class Stream {
   virtual awaitable<void> ShutdownGracefully() { co_return; }
   // Cancels pending operations and closes the socket. Safe to call more than once.
   virtual void Close() = 0;
+  // Moving to another event loop (the relay moves a connection to the shard of the peer it
+  // talks to). A stream that can (plain TCP, the TLS 1.3 record layer: their whole state is the
+  // socket and plain members) says so. LeaveLoop() runs on the old loop's thread with nothing in
+  // progress (no read or write waiting, nothing unsent) and takes the socket off that loop;
+  // JoinLoop() runs on `io`'s thread and puts it on `io`. Between the two the stream is unused.
+  virtual bool can_change_loop() const { return false; }
+  virtual void LeaveLoop() {}
+  virtual void JoinLoop(asio::io_context& /*io*/) {}
   // The TCP socket underneath (for addresses and socket options).
   virtual asio::ip::tcp::socket& tcp() = 0;
   virtual bool is_tls() const = 0;
   // "tcp" or "tls", for logs.
   virtual const char* kind() const = 0;
+};
+
+// A socket on its way between two event loops: released from the first (its file descriptor
+// kept, its epoll registration dropped) and re-created on the second, as the relay's acceptor
+// hands sockets to shards. Closes the descriptor if it never arrives.
+class SocketInTransit {
+ public:
+  SocketInTransit() = default;
+  SocketInTransit(const SocketInTransit&) = delete;
+  SocketInTransit& operator=(const SocketInTransit&) = delete;
+  ~SocketInTransit();
+  // On the old loop's thread: `socket` is left closed, without an operation pending.
+  void Leave(asio::ip::tcp::socket& socket);
+  // On `io`'s thread: `socket` owns the descriptor again, registered with io's reactor.
+  void Join(asio::ip::tcp::socket& socket, asio::io_context& io);
+
+ private:
+  asio::ip::tcp protocol_ = asio::ip::tcp::v4();
+  int fd_ = -1;
 };
 
 // Plain TCP. Gather writes go to the kernel as one writev.
@@ -83,12 +110,16 @@ class TcpStream final : public Stream {
   bool supports_try_write() const override { return true; }
   IoResult TryWrite(std::span<const asio::const_buffer> bufs) override;
   void Close() override;
+  bool can_change_loop() const override { return true; }
+  void LeaveLoop() override { transit_.Leave(socket_); }
+  void JoinLoop(asio::io_context& io) override { transit_.Join(socket_, io); }
   asio::ip::tcp::socket& tcp() override { return socket_; }
   bool is_tls() const override { return false; }
   const char* kind() const override { return "tcp"; }
 
  private:
   asio::ip::tcp::socket socket_;
+  SocketInTransit transit_;
 };
 
 // TLS over TCP. Asio's SSL stream encrypts only the first buffer of a gather write per record, so

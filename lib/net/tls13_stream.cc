@@ -488,6 +488,17 @@ awaitable<void> Tls13Stream::ShutdownGracefully() {
   (void)ec;
 }
 
+void Tls13Stream::LeaveLoop() {
+  transit_.Leave(socket_);
+  reactor_ = nullptr;
+}
+
+void Tls13Stream::JoinLoop(asio::io_context& io) {
+  transit_.Join(socket_, io);
+  // The new loop has not seen the socket empty: the first wait must not skip what is there.
+  socket_empty_ = false;
+}
+
 void Tls13Stream::Close() {
   closed_ = true;
   std::error_code ignored;

@@ -72,6 +72,11 @@ class Tls13Stream final : public Stream {
   // Sends close_notify and waits until the socket took it; never waits for the peer's.
   awaitable<void> ShutdownGracefully() override;
   void Close() override;
+  // Everything but the socket is plain state: the stream moves with its keys and sequence
+  // numbers (the caller has left nothing unsent).
+  bool can_change_loop() const override { return !closed_; }
+  void LeaveLoop() override;
+  void JoinLoop(asio::io_context& io) override;
   asio::ip::tcp::socket& tcp() override { return socket_; }
   bool is_tls() const override { return true; }
   const char* kind() const override { return "tls"; }
@@ -132,6 +137,7 @@ class Tls13Stream final : public Stream {
   // bytes may have come with the handshake.
   bool socket_empty_ = false;
   SocketReactor* reactor_ = nullptr;  // ReactorOf(socket_), at the first wait
+  SocketInTransit transit_;
 };
 
 }  // namespace derpkit::net

@@ -1,0 +1,18 @@
+// RunConnection: owns a DERP connection (ClientConn) from the front door's hand-over to its end,
+// running its coroutines on the shard that holds it, and carries it to another shard when it
+// moves there (relay/client_conn.h, "Moving").
+//
+// Thread affinity: called on the connection's shard thread; a move continues on the new shard's.
+#pragma once
+
+#include <memory>
+
+namespace derpkit::relay {
+
+class ClientConn;
+
+// Runs `conn` on conn->shard(): Serve() for a new connection, ServeAfterMove() for one that
+// has just arrived (`arrived`).
+void RunConnection(std::unique_ptr<ClientConn> conn, bool arrived);
+
+}  // namespace derpkit::relay
