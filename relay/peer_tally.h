@@ -43,28 +43,31 @@ class PeerTally {
     if (++seen_ < kWindow) return false;
     seen_ = 0;
     if (matches_ >= kDominantShare) {
-      dominant_ = PeerRef{candidate_shard_, candidate_};
+      dominant_ = candidate_;
+      dominant_shard_ = candidate_shard_;
       completed_at_ = Clock::now();
     } else {
-      dominant_.reset();
+      dominant_ = 0;
     }
     return true;
   }
 
   // The peer that had three quarters of the last window, if that window ended within `fresh`.
   std::optional<PeerRef> Dominant(Clock::time_point now, Clock::duration fresh) const {
-    if (!dominant_ || now - completed_at_ > fresh) return std::nullopt;
-    return dominant_;
+    if (dominant_ == 0 || now - completed_at_ > fresh) return std::nullopt;
+    return PeerRef{dominant_shard_, dominant_};
   }
 
   // Forgets everything (after a move: the peers' shards have changed).
   void Reset() { *this = PeerTally{}; }
 
  private:
+  // 32 bytes, two per connection.
   std::uint64_t candidate_ = 0;
-  std::optional<PeerRef> dominant_;
+  std::uint64_t dominant_ = 0;  // 0: no peer dominated the last window
   Clock::time_point completed_at_{};
   std::int16_t candidate_shard_ = -1;
+  std::int16_t dominant_shard_ = -1;
   std::uint16_t seen_ = 0;
   std::uint16_t matches_ = 0;
 };
