@@ -80,16 +80,19 @@ void ClientConn::Close(CloseReason reason) {
 }
 
 asio::awaitable<CloseReason> ClientConn::Serve() {
-  connected_at_ = Clock::now();
-  shard_->Attach(*this);
-  rbuf_ = std::move(start_.read_ahead);
-  rend_ = rbuf_.size();
-  if (rbuf_.size() < kInitialReadBuffer) rbuf_.resize(kInitialReadBuffer);
+  // One coroutine for the connection's life on a shard, the first and after each move: an idle
+  // connection is mostly its suspended frames, so there is no frame between this and ReadLoop.
+  if (!loops_started_) {
+    connected_at_ = Clock::now();
+    shard_->Attach(*this);
+    rbuf_ = std::move(start_.read_ahead);
+    rend_ = rbuf_.size();
+    if (rbuf_.size() < kInitialReadBuffer) rbuf_.resize(kInitialReadBuffer);
 
-  CloseReason reason = co_await Handshake();
-  if (close_reason_) reason = *close_reason_;
+    CloseReason handshake = co_await Handshake();
+    if (close_reason_) handshake = *close_reason_;
+    if (!registered_ || close_reason_) co_return Finish(handshake);
 
-  if (registered_ && !close_reason_) {
     if (stream_->supports_try_read()) {
       // From here on the shard's buffer does the reading: keep only what the handshake read
       // past the ClientInfo.
@@ -107,40 +110,24 @@ asio::awaitable<CloseReason> ClientConn::Serve() {
     next_keepalive_ = Clock::now() + keepalive_interval_;
     shard_->ScheduleKeepAlive(id_, next_keepalive_);
     loops_started_ = true;
-    const std::optional<CloseReason> ended = co_await RunLoops();
-    if (!ended) co_return CloseReason::kPeerClosed;  // not an end: leaving() says so
-    reason = *ended;
+  } else if (shard_->server().stopping()) {
+    // Arrived after a move: a shutdown that began while it was between shards did not see it.
+    Close(CloseReason::kServerShutdown);
   }
-  co_return Finish(reason);
-}
 
-asio::awaitable<CloseReason> ClientConn::ServeAfterMove() {
-  // A shutdown that began while the connection was between shards did not see it.
-  if (shard_->server().stopping()) Close(CloseReason::kServerShutdown);
-  const std::optional<CloseReason> ended = co_await RunLoops();
-  if (!ended) co_return CloseReason::kPeerClosed;  // moving on again: leaving() says so
-  co_return Finish(*ended);
-}
-
-asio::awaitable<std::optional<CloseReason>> ClientConn::RunLoops() {
   // Frames that came with the ClientInfo may be packets to ourselves or to peers that
   // registered just before: Shard::RoutePacket applies the routes queued so far first.
-  asio::awaitable<std::optional<CloseReason>> reader;
-  if (stream_->supports_try_read()) {
-    reader = ReadLoop();
-  } else {
-    reader = [](ClientConn& self) -> asio::awaitable<std::optional<CloseReason>> {
-      co_return co_await self.ReadLoopWithOwnBuffer();
-    }(*this);
-  }
+  asio::awaitable<std::optional<CloseReason>> reader =
+      stream_->supports_try_read() ? ReadLoop() : ReadLoopWithOwnBuffer();
   // The writer runs beside the reader as a coroutine of its own (lighter than a parallel
   // group: an idle connection is mostly its suspended coroutines). The first loop to end
   // closes the stream, which ends the other; the connection lives until both have. (A
   // connection that has just arrived may have one already: a delivery woke it.)
   if (!writer_running_) StartWriter();
   const std::optional<CloseReason> read_end = co_await std::move(reader);
-  // Leaving: the reader saw the writer idle and nothing queued (CanLeaveNow).
-  if (!read_end) co_return std::nullopt;
+  // Leaving for another shard (not an end: leaving() says so); the reader saw the writer idle
+  // and nothing queued (CanLeaveNow).
+  if (!read_end) co_return CloseReason::kPeerClosed;
   CloseReason reason = *read_end;
   // The first loop to end decides the reason and closes the stream, which ends the writer.
   if (!close_reason_) close_reason_ = reason;
@@ -156,7 +143,7 @@ asio::awaitable<std::optional<CloseReason>> ClientConn::RunLoops() {
   if (restarting_sent_ && reason == CloseReason::kPeerClosed) {
     reason = CloseReason::kServerShutdown;  // the client hung up because we told it to
   }
-  co_return reason;
+  co_return Finish(reason);
 }
 
 CloseReason ClientConn::Finish(CloseReason reason) {
@@ -191,8 +178,10 @@ bool ClientConn::MayMove(Clock::time_point now) const {
 }
 
 bool ClientConn::CanLeaveNow() const {
+  // Not a receiver that is holding senders back either: it is behind, and what is in flight to it
+  // (mailboxes, then what the move holds) would land in its queue at once.
   return !close_reason_ && !writer_running_ && !write_in_flight_ && batch_ == nullptr &&
-         !flush_queued_ && !HasPendingWrites() && pause_holds_ == 0 &&
+         !flush_queued_ && !HasPendingWrites() && pause_holds_ == 0 && paused_senders_.empty() &&
          !stream_->has_pending_output() && !stalled_reader_.watching() && !restarting_queued_ &&
          !restarting_sent_ && !shard_->server().stopping();
 }
@@ -207,7 +196,9 @@ void ClientConn::ConsiderMovingToPeer() {
 
 void ClientConn::ConsiderMove(int to, std::uint64_t requester) {
   const auto now = Clock::now();
-  if (to == shard_->index() || !MayMove(now) || write_in_flight_) return;
+  if (to == shard_->index() || !MayMove(now) || write_in_flight_ || !paused_senders_.empty()) {
+    return;
+  }
   // Only for the peer it mostly hears from, and not away from one it mostly talks to.
   const auto from = received_from_.Dominant(now, kTallyFresh);
   if (!from || from->conn_id != requester) return;
@@ -496,7 +487,7 @@ bool ClientConn::WokenToMove(const std::error_code& ec) const {
   return ec == asio::error::operation_aborted && move_to_ >= 0 && !close_reason_;
 }
 
-asio::awaitable<CloseReason> ClientConn::ReadLoopWithOwnBuffer() {
+asio::awaitable<std::optional<CloseReason>> ClientConn::ReadLoopWithOwnBuffer() {
   for (;;) {
     std::size_t consumed = 0;
     auto reason = ProcessFrames(ByteSpan(rbuf_.data() + rstart_, rend_ - rstart_), consumed);
@@ -704,8 +695,10 @@ void ClientConn::Enqueue(Packet&& packet, PacketSource from) {
   // Over the high mark: the sender waits for us, unless we are not draining (then it would wait
   // for nothing, and we only lose our own packets).
   if (from.conn_id != 0 && QueuedBytes() > limit / 4 && !WriteStalled(now)) {
+    // By place as well as id: a sender that moved to another shard is a new place to pause (the
+    // pause sent to its old place found nobody, and so will the resume that matches it).
     for (const PacketSource& s : paused_senders_) {
-      if (s.conn_id == from.conn_id) return;
+      if (s.conn_id == from.conn_id && s.shard == from.shard) return;
     }
     paused_senders_.push_back(from);
     shard_->PauseSender(from);

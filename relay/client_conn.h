@@ -33,7 +33,7 @@
 // once per kMoveCooldown; mesh peers, duplicates and streams that cannot change loops
 // (WebSocket, TLS 1.2) stay. The reader then lets go of the old shard (LeaveShard) and Serve()
 // returns with leaving() set; the owner (relay/conn_runner.h) hands the connection to the new
-// shard, which calls ArriveOn() on its thread, and ServeAfterMove() goes on from there.
+// shard, which calls ArriveOn() on its thread, and Serve() goes on from there.
 //
 // Thread affinity: everything runs on the owning shard's thread (the one shard_ names; between
 // LeaveShard() and ArriveOn() nobody touches the connection).
@@ -88,10 +88,9 @@ class ClientConn {
   ClientConn& operator=(const ClientConn&) = delete;
 
   // Runs the connection to its end and returns why it ended, or until it leaves for another
-  // shard (leaving()). Never throws for network errors.
+  // shard (leaving()); after ArriveOn() it runs it on from there. Never throws for network
+  // errors.
   asio::awaitable<CloseReason> Serve();
-  // After ArriveOn(): runs it on, as Serve() does after the handshake.
-  asio::awaitable<CloseReason> ServeAfterMove();
 
   Shard& shard() const { return *shard_; }
   // Serve() returned because the connection moves to shard move_target(): it has let go of its
@@ -165,14 +164,13 @@ class ClientConn {
 
  private:
   asio::awaitable<CloseReason> Handshake();
-  // The reader and the writer until the connection ends (its reason) or leaves (nullopt).
-  asio::awaitable<std::optional<CloseReason>> RunLoops();
-  // Unregisters, drops what is queued, detaches: the end of Serve() and ServeAfterMove().
+  // Unregisters, drops what is queued, detaches: the end of Serve().
   CloseReason Finish(CloseReason reason);
   // ReadLoop for streams with TryRead (through the shard's buffer), and for the others.
-  // ReadLoop returns nullopt when the connection leaves for another shard.
+  // Both return why the connection ended, or nullopt when it leaves for another shard (only
+  // ReadLoop's streams can).
   asio::awaitable<std::optional<CloseReason>> ReadLoop();
-  asio::awaitable<CloseReason> ReadLoopWithOwnBuffer();
+  asio::awaitable<std::optional<CloseReason>> ReadLoopWithOwnBuffer();
   // Moving: whether this connection may move at all now (kind, state, cooldown), whether it can
   // leave right now (nothing in flight), and the step after a window of sent packets.
   bool MayMove(std::chrono::steady_clock::time_point now) const;

@@ -10,10 +10,10 @@
 
 namespace derpkit::relay {
 
-void RunConnection(std::unique_ptr<ClientConn> conn, bool arrived) {
+void RunConnection(std::unique_ptr<ClientConn> conn) {
   ClientConn& serving = *conn;
   asio::co_spawn(
-      serving.shard().io(), arrived ? serving.ServeAfterMove() : serving.Serve(),
+      serving.shard().io(), serving.Serve(),
       [owned = std::move(conn)](std::exception_ptr e, CloseReason reason) mutable {
         if (!e && owned->leaving()) {
           // Serve() returned between reads with nothing in flight, off its old shard: the new

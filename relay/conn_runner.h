@@ -11,8 +11,8 @@ namespace derpkit::relay {
 
 class ClientConn;
 
-// Runs `conn` on conn->shard(): Serve() for a new connection, ServeAfterMove() for one that
-// has just arrived (`arrived`).
-void RunConnection(std::unique_ptr<ClientConn> conn, bool arrived);
+// Runs `conn` (ClientConn::Serve) on conn->shard(): a new connection, or one that has just
+// arrived there.
+void RunConnection(std::unique_ptr<ClientConn> conn);
 
 }  // namespace derpkit::relay

@@ -343,7 +343,7 @@ asio::awaitable<void> FrontConnection::Upgrade(const RouteResult& result) {
   // The DERP connection outlives the front door: it runs as its own coroutine, which owns it,
   // and the front's coroutine frames (request head, response strings, this object) are freed
   // now rather than held for the connection's life (most of an idle connection's memory).
-  RunConnection(std::make_unique<ClientConn>(shard_, std::move(stream_), std::move(start)), false);
+  RunConnection(std::make_unique<ClientConn>(shard_, std::move(stream_), std::move(start)));
   co_return;
 }
 

@@ -200,7 +200,7 @@ void Shard::SendFence(int old_shard, const derp::PublicKey& key, std::uint64_t c
 
 void Shard::HandleFence(Delivery& fence) {
   if (fences_.Awaits(fence.dst_id)) {
-    fences_.FenceArrived(fence.dst_id, fence.from.shard, released_);
+    fences_.FenceArrived(fence.dst_id, fence.from.shard, released_, resumed_);
     DeliverReleased();
     return;
   }
@@ -217,12 +217,20 @@ void Shard::DeliverReleased() {
     DeliverLocal(d.dst, ConnRoute{index_, d.dst_id, false}, std::move(d.packet), d.from);
   }
   released_.clear();
+  // After the deliveries: their receiver asks any sender it is full for to pause first.
+  for (const PacketSource& who : resumed_) ResumeSender(who);
+  resumed_.clear();
 }
 
 void Shard::DeliverLocal(const derp::PublicKey& dst, ConnRoute route, Packet&& packet,
                          PacketSource from, bool forwarded) {
   if (!fences_.empty() && !route.mesh && fences_.MustHold(route.id, from.shard, forwarded)) {
-    fences_.Hold(Delivery{dst, route.id, false, false, false, from, std::move(packet)});
+    // A sixteenth, not the queue's quarter: what the mailboxes forward arrives beside it.
+    const auto pause_above = static_cast<std::size_t>(server_.config().send_queue_bytes) / 16;
+    if (fences_.Hold(Delivery{dst, route.id, false, false, false, from, std::move(packet)},
+                     pause_above)) {
+      PauseSender(from);
+    }
     return;
   }
   if (route.mesh) {
@@ -291,7 +299,7 @@ void Shard::ApplyArrivals() {
                    std::chrono::steady_clock::now());
     conn->ArriveOn(*this);
     // Its loops start from the event loop, never inside the delivery that may have called us.
-    asio::post(io_, [c = std::move(conn)]() mutable { RunConnection(std::move(c), true); });
+    asio::post(io_, [c = std::move(conn)]() mutable { RunConnection(std::move(c)); });
   }
   arriving_.clear();
 }

@@ -214,6 +214,7 @@ class Shard {
   std::unordered_map<std::uint64_t, MovedAway> moved_away_;  // NoteMovedAway()
   MoveFences fences_;                                        // for connections that arrived
   std::vector<Delivery> released_;                           // scratch: what fences let go
+  std::vector<PacketSource> resumed_;                        // and the senders they paused
   std::unordered_map<std::uint64_t, MeshLink*> links_;
   std::unordered_map<derp::PublicKey, ConnRoute, derp::PublicKeyHash> routes_;
   std::unordered_map<derp::PublicKey, std::vector<std::uint64_t>, derp::PublicKeyHash> receivers_;
