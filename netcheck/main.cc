@@ -293,9 +293,8 @@ int main(int argc, char** argv) {
   if (config.output_format() != nc::OutputFormat::kText) {
     std::fprintf(stderr, "# Warning: this JSON format is not yet considered a stable interface\n");
   }
-  const derpmap::DerpMap map = LoadDerpMap(config);
-  if (map.regions.empty()) Fail(kExitFailed, "the DERP map has no regions");
-
+  // The signals are taken before anything slow (reading or fetching the DERP map): a SIGINT that
+  // came while the map loaded once killed the process (exit 130) instead of ending the loop.
   asio::io_context io;
   LoopState loop(io);
   if (config.every.count() > 0) {
@@ -303,6 +302,8 @@ int main(int argc, char** argv) {
     loop.signals.add(SIGTERM);
     WatchSignals(loop);
   }
+  const derpmap::DerpMap map = LoadDerpMap(config);
+  if (map.regions.empty()) Fail(kExitFailed, "the DERP map has no regions");
   int code = kExitFailed;
   asio::co_spawn(io, ReportLoop(io, config, map, loop), [&](std::exception_ptr e, int rc) {
     if (e) {
