@@ -9,6 +9,8 @@
 #   COUNT      connections to hold (the open-file limit caps it; derp-conns says so)
 # Prints: COUNT, relay CPU milliseconds over the 10 s.
 set -euo pipefail
+# shellcheck source=bench/relay-port.sh
+source "$(dirname "${BASH_SOURCE[0]}")/relay-port.sh"
 [[ $# -ge 2 ]] || { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 BUILD_DIR=$(cd "$1" && pwd)
 COUNT=$2
@@ -25,12 +27,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 "$RELAY" -a 127.0.0.1:0 --stun-port 0 -c "$WORK/k" --workers 1 --http-port -1 >"$WORK/log" 2>&1 &
 RELAY_PID=$!
 PIDS+=("$RELAY_PID")
-port=""
-for _ in $(seq 100); do
-  port=$(sed -n 's|.*DERP on http://[^ ]*:\([0-9][0-9]*\)/derp.*|\1|p' "$WORK/log" | head -1)
-  [[ -n $port ]] && break
-  sleep 0.1
-done
+port=$(relay_port "$WORK/log")
 [[ -n $port ]] || { cat "$WORK/log" >&2; exit 1; }
 timeout 120 "$BUILD_DIR/bench/derp-conns" --url "http://127.0.0.1:$port/derp" --count "$COUNT" \
   --hold 16s >"$WORK/conns.out" 2>&1 &

@@ -9,6 +9,8 @@
 #        bench/perf-relay.sh build/release tls 1000 --tls-record-per-frame
 # Needs perf (linux-perf) and permission to profile another process (root here).
 set -euo pipefail
+# shellcheck source=bench/relay-port.sh
+source "$(dirname "${BASH_SOURCE[0]}")/relay-port.sh"
 [[ $# -ge 3 ]] || { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 BUILD_DIR=$(cd "$1" && pwd)
 MODE=$2
@@ -35,12 +37,7 @@ if [[ $MODE == tls ]]; then
 fi
 "$BUILD_DIR/relay/derp-relay" "${args[@]}" >"$WORK/relay.log" 2>&1 &
 RELAY_PID=$!
-port=""
-for _ in $(seq 100); do
-  port=$(sed -n 's|.*DERP on https\{0,1\}://[^ ]*:\([0-9][0-9]*\)/derp.*|\1|p' "$WORK/relay.log" | head -1)
-  [[ -n $port ]] && break
-  sleep 0.1
-done
+port=$(relay_port "$WORK/relay.log")
 [[ -n $port ]] || { echo "perf-relay.sh: derp-relay did not start" >&2; cat "$WORK/relay.log" >&2; exit 1; }
 if [[ $MODE == tls ]]; then url=https://localhost:$port/derp; else url=http://127.0.0.1:$port/derp; fi
 "$BUILD_DIR/bench/derp-load" --url "$url" "${client[@]}" --pairs 10 --size 1400 \

@@ -215,14 +215,17 @@ void ClientConn::ConsiderMove(int to, std::uint64_t requester) {
 
 void ClientConn::CommitMove(int to) {
   move_to_ = to;
-  shard_->server().shard(to).AdjustLoad(+1);
-  shard_->AdjustLoad(-1);
+  CountMoveAsDone(+1);
 }
 
 void ClientConn::AbandonMove() {
-  shard_->server().shard(move_to_).AdjustLoad(-1);
-  shard_->AdjustLoad(+1);
+  CountMoveAsDone(-1);
   move_to_ = -1;
+}
+
+void ClientConn::CountMoveAsDone(int sign) {
+  shard_->server().shard(move_to_).AdjustLoad(sign);
+  shard_->AdjustLoad(-sign);
 }
 
 void ClientConn::LeaveShard() {

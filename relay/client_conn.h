@@ -179,6 +179,8 @@ class ClientConn {
   void LeaveShard();
   void ConsiderMovingToPeer();
   void AbandonMove();
+  // The shards' load() with the committed move counted as done (+1) or undone (-1).
+  void CountMoveAsDone(int sign);
   // The reader's wait for the socket ended because ConsiderMove() cancelled it.
   bool WokenToMove(const std::error_code& ec) const;
   // Waits while a receiver asked this connection to pause; a reason when the connection ended.
