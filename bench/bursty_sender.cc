@@ -12,6 +12,8 @@
 #include <cmath>
 #include <thread>
 
+#include "lib/net/direct_tls_stream.h"
+
 namespace derpkit::bench {
 namespace {
 
@@ -30,11 +32,18 @@ std::error_code Errno() { return {errno, std::system_category()}; }
 Expected<BlockingWriter, std::string> BlockingWriter::TakeOver(net::Stream& stream) {
   SSL* ssl = nullptr;
   if (stream.is_tls()) {
-    auto* tls = dynamic_cast<net::TlsStream*>(&stream);
-    if (tls == nullptr) {
-      return Unexpected{std::string("the TLS stream is not a net::TlsStream; cannot take it over")};
+    // derpclient's TLS streams run OpenSSL straight on the socket: after ServerInfo nothing is in
+    // flight either way (the relay sends nothing unprompted and every write of ours left), so
+    // the SSL can move to a blocking socket BIO once the stream holds no unsent bytes.
+    auto* tls = dynamic_cast<net::DirectTlsStream*>(&stream);
+    if (tls == nullptr || tls->native_handle() == nullptr) {
+      return Unexpected{
+          std::string("the TLS stream is not a net::DirectTlsStream; cannot take it over")};
     }
-    ssl = tls->ssl().native_handle();
+    if (tls->unsent_bytes() > 0) {
+      return Unexpected{std::string("TLS bytes still waiting to be sent; cannot take over")};
+    }
+    ssl = tls->native_handle();
   } else if (dynamic_cast<net::TcpStream*>(&stream) == nullptr) {
     return Unexpected{std::string(stream.kind()) + " streams cannot be written blocking"};
   }
@@ -48,17 +57,10 @@ Expected<BlockingWriter, std::string> BlockingWriter::TakeOver(net::Stream& stre
     return Unexpected{"SO_SNDTIMEO: " + Errno().message()};
   }
   if (ssl != nullptr) {
-    // asio's engine keeps the TLS connection's network bytes in a memory BIO pair. After
-    // ServerInfo nothing is in flight either way (the relay sends nothing unprompted and every
-    // write of ours completed); moving the SSL object to a socket BIO is safe only then.
-    BIO* old = SSL_get_wbio(ssl);
-    if (SSL_pending(ssl) > 0 || BIO_ctrl_pending(old) > 0 || BIO_ctrl_wpending(old) > 0) {
-      return Unexpected{std::string("TLS bytes still buffered in asio's engine; cannot take over")};
-    }
     BIO* sock = BIO_new_socket(fd, BIO_NOCLOSE);
     if (sock == nullptr) return Unexpected{std::string("BIO_new_socket failed")};
-    // Frees asio's half of the pair; asio's engine frees the other half (and the SSL, with our
-    // socket BIO) when the stream is destroyed.
+    // Frees the stream's own BIO; the stream frees the SSL (with our socket BIO) when it is
+    // destroyed.
     SSL_set_bio(ssl, sock, sock);
   }
   return BlockingWriter(fd, ssl);
@@ -80,8 +82,8 @@ std::error_code BlockingWriter::WriteFrame(const std::byte* data, std::size_t si
       ERR_clear_error();
       const int n = SSL_write(ssl_, data, static_cast<int>(size));
       if (n > 0) {
-        // Partial writes are on (asio sets SSL_MODE_ENABLE_PARTIAL_WRITE), so a frame over one
-        // record's 16 KiB returns per record; DERP frames of --size 1400 are one record.
+        // Partial writes are on (DirectTlsStream sets SSL_MODE_ENABLE_PARTIAL_WRITE), so a frame
+        // over one record's 16 KiB returns per record; DERP frames of --size 1400 are one record.
         data += n;
         size -= static_cast<std::size_t>(n);
         continue;

@@ -7,11 +7,12 @@
 # Usage: bench/perf-relay.sh BUILD_DIR plain|tls RATE_MBPS [derp-load flags...]
 #   e.g. bench/perf-relay.sh build/release tls 2000
 #        bench/perf-relay.sh build/release tls 1000 --tls-record-per-frame
-# Needs perf (linux-perf) and permission to profile another process (root here).
+# Needs perf (linux-perf) and permission to profile another process (root here). With
+# KEEP_PERF=FILE the recording is kept there (for `perf report -i FILE`).
 set -euo pipefail
 # shellcheck source=bench/relay-port.sh
 source "$(dirname "${BASH_SOURCE[0]}")/relay-port.sh"
-[[ $# -ge 3 ]] || { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[[ $# -ge 3 ]] || { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 BUILD_DIR=$(cd "$1" && pwd)
 MODE=$2
 RATE=$3
@@ -25,7 +26,7 @@ cleanup() {
   [[ -n $LOAD_PID ]] && kill "$LOAD_PID" 2>/dev/null || true
   [[ -n $RELAY_PID ]] && kill "$RELAY_PID" 2>/dev/null || true
   wait 2>/dev/null || true
-  rm -rf "$WORK"
+  [[ -n ${KEEP_PERF:-} ]] && cp "$WORK/perf.data" "$KEEP_PERF" 2>/dev/null; rm -rf "$WORK"
 }
 trap cleanup EXIT
 

@@ -140,8 +140,10 @@ asio::awaitable<CloseReason> ClientConn::Serve() {
     awaiting_writer_ = false;
   }
   if (close_reason_) reason = *close_reason_;
-  if (restarting_sent_ && reason == CloseReason::kPeerClosed) {
-    reason = CloseReason::kServerShutdown;  // the client hung up because we told it to
+  // The client hung up because we told it to. An OpenSSL client answers our FIN (no
+  // close_notify follows Restarting) with a decode_error alert, which reads as kIoError.
+  if (restarting_sent_ && (reason == CloseReason::kPeerClosed || reason == CloseReason::kIoError)) {
+    reason = CloseReason::kServerShutdown;
   }
   co_return Finish(reason);
 }

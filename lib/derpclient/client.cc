@@ -9,6 +9,7 @@
 #include "lib/derp/protocol.h"
 #include "lib/http/url.h"
 #include "lib/http/websocket_accept.h"
+#include "lib/net/direct_tls_stream.h"
 #include "lib/net/socket_options.h"
 #include "lib/net/ws_stream.h"
 
@@ -72,18 +73,31 @@ asio::awaitable<Expected<void, std::string>> Client::Connect() {
     } catch (const std::exception& e) {
       co_return Unexpected{std::string("TLS set-up: ") + e.what()};
     }
-    auto ssl = std::make_unique<net::TlsStream::SslStream>(std::move(*socket), *tls_context_);
-    net::PrepareClientSsl(ssl->native_handle(), tls);
-    auto [hec] = co_await ssl->async_handshake(asio::ssl::stream_base::client, net::kAsTuple);
+    // OpenSSL on the socket itself (DirectTlsStream), not asio::ssl::stream: no engine buffers
+    // or memory-BIO copies, one recv for many small records, and our writes leave as they are
+    // made (one record per call, as Tailscale's client writes). The stream is ours before the
+    // handshake so that the connect timer's Close() ends a stalled one.
+    auto tls_stream = std::make_unique<net::DirectTlsStream>(
+        std::move(*socket), tls_context_->native_handle(), net::DirectTlsStream::Role::kClient);
+    SSL* native = tls_stream->native_handle();
+    if (native == nullptr) co_return Unexpected{std::string("TLS set-up: SSL_new failed")};
+    net::PrepareClientSsl(native, tls);
+    net::DirectTlsStream& handshaking = *tls_stream;
+    stream_ = std::move(tls_stream);
+    const std::error_code hec = co_await handshaking.Handshake();
+    // A failed handshake leaves no stream: callers read that as "TCP or TLS failed" (netcheck
+    // then does not try WebSocket). The reason is read from the SSL before it goes.
     if (hec) {
-      co_return Unexpected{"TLS handshake with " + host + ": " +
-                           (*timed_out ? std::string("timed out")
-                                       : net::DescribeHandshakeFailure(ssl->native_handle(), hec))};
+      std::string why =
+          "TLS handshake with " + host + ": " +
+          (*timed_out ? std::string("timed out") : net::DescribeHandshakeFailure(native, hec));
+      stream_.reset();
+      co_return Unexpected{std::move(why)};
     }
-    if (auto problem = net::CheckPeerAfterHandshake(ssl->native_handle(), tls); !problem.empty()) {
+    if (auto problem = net::CheckPeerAfterHandshake(native, tls); !problem.empty()) {
+      stream_.reset();
       co_return Unexpected{"TLS peer check: " + problem};
     }
-    SSL* native = ssl->native_handle();
     tls_version_ = SSL_get_version(native);
     if (options_.allow_fast_start && SSL_version(native) == TLS1_3_VERSION) {
       if (auto meta = net::FindMetaCert(native)) {
@@ -91,7 +105,6 @@ asio::awaitable<Expected<void, std::string>> Client::Connect() {
         used_fast_start_ = true;
       }
     }
-    stream_ = std::make_unique<net::TlsStream>(std::move(ssl));
   } else {
     stream_ = std::make_unique<net::TcpStream>(std::move(*socket));
   }
