@@ -6,9 +6,9 @@
 // Used by Tls13Stream after OpenSSL's handshake has been handed over; no handshake here.
 //
 // Thread affinity: a TrafficKeys belongs to one connection (its shard thread). SealRecord and
-// OpenRecord use a small per-thread cache of EVP contexts per direction (thread_local), keyed by
-// the key bytes, so that records under a recently used key initialise no AES key schedule and an
-// idle connection holds no cipher context at all.
+// OpenRecord use a per-thread cache of EVP contexts per direction (thread_local; up to 256 keys),
+// keyed by the key bytes, so that records under a recently used key initialise no AES key schedule
+// and an idle connection holds no cipher context at all.
 #pragma once
 
 #include <array>
@@ -98,5 +98,10 @@ Expected<std::size_t, RecordError> RecordSize(
 // Opens one whole record (header included) in place: authenticates and decrypts, strips the
 // padding and the inner content type. The sequence number advances only on success.
 Expected<OpenedRecord, RecordError> OpenRecord(TrafficKeys& keys, std::span<std::byte> record);
+
+// How many key schedules (cipher cache misses: a context initialised with a key, not just a
+// nonce) this thread's SealRecord and OpenRecord have made; tests check that a working set of
+// keys stays cached.
+std::uint64_t Tls13KeySchedulesOnThisThread();
 
 }  // namespace derpkit::net
