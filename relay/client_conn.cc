@@ -406,9 +406,7 @@ asio::awaitable<std::optional<CloseReason>> ClientConn::ReadLoop() {
   // Frames that came with the ClientInfo (a fast start) go first.
   if (!partial_.empty()) {
     std::size_t consumed = 0;
-    auto reason = ProcessFrames(partial_, consumed);
-    shard_->FlushOutbox(PacketSource{shard_->index(), id_});
-    shard_->FlushWrites();
+    const auto reason = RoutePass(partial_, consumed);
     if (reason) co_return reason;
     partial_.erase(partial_.begin(), partial_.begin() + static_cast<std::ptrdiff_t>(consumed));
   }
@@ -477,9 +475,7 @@ asio::awaitable<std::optional<CloseReason>> ClientConn::ReadLoop() {
     if (r.ec) co_return Classify(r.ec);
     maybe_more = r.bytes == chunk;
     std::size_t consumed = 0;
-    auto reason = ProcessFrames(ByteSpan(buf.data(), have + r.bytes), consumed);
-    shard_->FlushOutbox(PacketSource{shard_->index(), id_});
-    shard_->FlushWrites();
+    const auto reason = RoutePass(ByteSpan(buf.data(), have + r.bytes), consumed);
     if (reason) co_return reason;
     const std::size_t left = have + r.bytes - consumed;
     partial_.assign(buf.data() + consumed, buf.data() + consumed + left);
@@ -495,11 +491,9 @@ bool ClientConn::WokenToMove(const std::error_code& ec) const {
 asio::awaitable<std::optional<CloseReason>> ClientConn::ReadLoopWithOwnBuffer() {
   for (;;) {
     std::size_t consumed = 0;
-    auto reason = ProcessFrames(ByteSpan(rbuf_.data() + rstart_, rend_ - rstart_), consumed);
+    const auto reason = RoutePass(ByteSpan(rbuf_.data() + rstart_, rend_ - rstart_), consumed);
     rstart_ += consumed;
     if (rstart_ == rend_) rstart_ = rend_ = 0;
-    shard_->FlushOutbox(PacketSource{shard_->index(), id_});
-    shard_->FlushWrites();
     if (reason) co_return *reason;
     if (pause_holds_ > 0) {
       auto ended = co_await WaitWhilePaused();
@@ -515,6 +509,14 @@ asio::awaitable<std::optional<CloseReason>> ClientConn::ReadLoopWithOwnBuffer() 
     // Reading more than one frame at a time keeps syscalls per packet low under load.
     if (auto ec = co_await ReadMore(std::max<std::size_t>(need, 1))) co_return Classify(ec);
   }
+}
+
+std::optional<CloseReason> ClientConn::RoutePass(ByteSpan data, std::size_t& consumed) {
+  const RoutingClock::Pass pass(shard_->routing_clock());
+  auto reason = ProcessFrames(data, consumed);
+  shard_->FlushOutbox(PacketSource{shard_->index(), id_});
+  shard_->FlushWrites();
+  return reason;
 }
 
 std::optional<CloseReason> ClientConn::ProcessFrames(ByteSpan data, std::size_t& consumed) {
@@ -676,7 +678,7 @@ void ClientConn::HandleNotePreferred(bool preferred) {
 
 void ClientConn::Enqueue(Packet&& packet, PacketSource from) {
   const RelayConfig& config = shard_->server().config();
-  const auto now = Clock::now();
+  const auto now = shard_->routing_clock().Now();
   packet.enqueued = now;
   if (from.conn_id != 0) received_from_.Count(from.shard, from.conn_id);
   if (packet.disco) {

@@ -199,6 +199,9 @@ class ClientConn {
   // kWriteTimeout once the client has taken none of our bytes, a Pong among them, for the write
   // timeout (relay/stalled_reader.h).
   std::optional<CloseReason> PollStalledReader();
+  // One routing pass over a read chunk: ProcessFrames under one RoutingClock::Pass, then the
+  // shard's outbox and writes flushed.
+  std::optional<CloseReason> RoutePass(ByteSpan data, std::size_t& consumed);
   // Parses the whole frames at the front of `data` and counts the bytes it used in `consumed`;
   // returns a reason when the connection must end.
   std::optional<CloseReason> ProcessFrames(ByteSpan data, std::size_t& consumed);

@@ -303,7 +303,8 @@ void AddPacketFamilies(Families& out, const StatsSnapshot& s) {
               "than a quarter of --send-queue-bytes queued (back-pressure instead of drops).",
               D(s.sender_pauses));
   out.Histogram("derp_queue_duration_seconds",
-                "How long delivered packets waited in their client's send queue.",
+                "How long delivered packets waited in the relay, from the read that brought "
+                "them (or the drain of their shard's mailbox) until their write.",
                 s.queue_delay_seconds);
   out.Histogram("derp_frames_per_write", "Frames written to a client per socket write.",
                 s.frames_per_write);

@@ -386,6 +386,7 @@ bool Shard::PostDeliveries(std::vector<Delivery>&& batch, std::size_t bytes,
 }
 
 void Shard::DrainInbox() {
+  const RoutingClock::Pass pass(routing_clock_);
   {
     std::lock_guard lock(inbox_mu_);
     draining_.swap(inbox_);

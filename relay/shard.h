@@ -27,6 +27,7 @@
 #include "relay/packet.h"
 #include "relay/peer_tally.h"
 #include "relay/registry.h"
+#include "relay/routing_clock.h"
 #include "relay/stats.h"
 #include "relay/write_batch.h"
 
@@ -66,6 +67,9 @@ class Shard {
   // into it only when its socket is readable and keeps just the tail of an unfinished frame, so
   // an idle connection holds no read buffer. Valid until the caller next suspends.
   std::span<std::byte> read_buffer() { return read_buffer_; }
+  // The time packets queued now are stamped with (one clock read per read chunk or inbox drain;
+  // relay/routing_clock.h). Open a RoutingClock::Pass around a pass that routes packets.
+  RoutingClock& routing_clock() { return routing_clock_; }
   Server& server() { return server_; }
   // The epoll reactor of io(), for net::AsyncWaitReadableDrained (looked up once, here).
   net::SocketReactor& reactor() { return reactor_; }
@@ -204,6 +208,7 @@ class Shard {
   BufferPool pool_;
   WriteBatchPool batches_;
   Bytes read_buffer_;
+  RoutingClock routing_clock_;
 
   std::unordered_map<std::uint64_t, ClientConn*> conns_;
   std::atomic<int> load_{0};
