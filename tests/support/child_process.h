@@ -124,10 +124,32 @@ class ChildProcess {
   bool exited_ = false;
 };
 
-// Returns a TCP port that was free on `address` a moment ago.
+// Returns a TCP port that was free on `address` a moment ago, for a child that must be told its
+// port (pebble, a relay pebble validates). Chosen below the kernel's ephemeral range
+// (net.ipv4.ip_local_port_range): an ephemeral port, once released, can be taken by any outgoing
+// connection on the machine before the child binds it (a CI run lost acme_pebble_test to
+// "Address already in use" that way, beside other tests' loopback connections); a port below
+// the range is taken only by an explicit bind. Falls back to an ephemeral one when none is free.
 inline std::uint16_t PickFreePort(
     const asio::ip::address& address = asio::ip::make_address("127.0.0.1")) {
   asio::io_context io;
+  unsigned ephemeral_low = 32768;
+  std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range");
+  range >> ephemeral_low;
+  if (ephemeral_low > 10024) {
+    // A different start per process, so that tests running side by side rarely try the same
+    // ports; then onwards, so that one process never gets a port it was given before.
+    static unsigned next =
+        10000 + static_cast<unsigned>(::getpid()) * 7919u % (ephemeral_low - 10024);
+    for (int attempt = 0; attempt < 200; ++attempt) {
+      next = next + 1 >= ephemeral_low ? 10000 : next + 1;
+      std::error_code ec;
+      asio::ip::tcp::acceptor probe(io);
+      probe.open(address.is_v4() ? asio::ip::tcp::v4() : asio::ip::tcp::v6(), ec);
+      if (!ec) probe.bind(asio::ip::tcp::endpoint(address, static_cast<std::uint16_t>(next)), ec);
+      if (!ec) return static_cast<std::uint16_t>(next);
+    }
+  }
   asio::ip::tcp::acceptor probe(io, asio::ip::tcp::endpoint(address, 0));
   return probe.local_endpoint().port();
 }
