@@ -4,16 +4,24 @@
 # relayed work per relay CPU-second (STUN: answers per CPU-second; latency rows: p99). Backs the
 # before/after figures in the README.
 #
-# Usage: bench/ab-relays.sh BUILD_DIR OLD_RELAY ROUNDS 'ID-GLOB ...'
+# Usage: bench/ab-relays.sh BUILD_DIR OLD ROUNDS 'ID-GLOB ...'
 #   BUILD_DIR  a Release build (its derp-relay is "new"; its load tools drive both)
-#   OLD_RELAY  the derp-relay binary to compare against (e.g. an older commit's build)
+#   OLD        the derp-relay binary to compare against (e.g. an older commit's build), or an
+#              older build directory: then BUILD_DIR's relay serves both sides and the old
+#              side's load tools come from OLD (compares load generators, not relays)
 #   ROUNDS     runs of each binary (5 is a fair start; each row moves ±10–20% on 2 cores)
 #   ID-GLOB    rows of bench/targets.json, as for run-benchmarks.sh --only
 # Prints: one line per row: the old and new medians, their ratio, and every run's figure.
 set -euo pipefail
-[[ $# -eq 4 ]] || { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[[ $# -eq 4 ]] || { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 BUILD_DIR=$(cd "$1" && pwd)
-OLD_RELAY=$(realpath "$2")
+if [[ -d $2 ]]; then
+  OLD_BUILD=$(cd "$2" && pwd)
+  OLD_RELAY=$BUILD_DIR/relay/derp-relay
+else
+  OLD_BUILD=$BUILD_DIR
+  OLD_RELAY=$(realpath "$2")
+fi
 ROUNDS=$3
 ROWS=$4
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -24,9 +32,13 @@ trap 'rm -rf "$WORK"' EXIT
 
 for round in $(seq "$ROUNDS"); do
   for side in old new; do
+    build=$BUILD_DIR
     relay=$BUILD_DIR/relay/derp-relay
-    [[ $side == old ]] && relay=$OLD_RELAY
-    bash "$HERE/run-benchmarks.sh" "$BUILD_DIR" --relay "$relay" --only "$ROWS" \
+    if [[ $side == old ]]; then
+      build=$OLD_BUILD
+      relay=$OLD_RELAY
+    fi
+    bash "$HERE/run-benchmarks.sh" "$build" --relay "$relay" --only "$ROWS" \
       --out "$WORK/$side-$round.md" --results "$WORK/$side-$round" >/dev/null 2>&1
   done
 done
