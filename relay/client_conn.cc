@@ -33,6 +33,11 @@ constexpr std::size_t kMaxFrameBuffer = derp::kFrameHeaderSize + derp::kMaxClien
 // A connection moves at most this often: two connections that each talk mostly to the other
 // decide alike (Shard::ProposeMove), but a peer that changes its mind must not bounce it.
 constexpr auto kMoveCooldown = std::chrono::seconds(10);
+// A pair a shard sheds may have moved this recently: sheds are paced by the shard (one pair per
+// few ticker periods), and a pair gathered when its relay was idle must be able to spread as
+// soon as it gets busy. A pair that was itself shed waits kMoveCooldown: one pair that carries
+// most of a busy thread's work makes the thread it goes to the busy one, and would be shed back.
+constexpr auto kShedCooldown = std::chrono::seconds(1);
 // A window of packets older than this says nothing about where a connection's peers are now.
 constexpr auto kTallyFresh = std::chrono::seconds(2);
 // After asking its peer to come over, a connection waits this long before it decides again: the
@@ -172,11 +177,11 @@ CloseReason ClientConn::Finish(CloseReason reason) {
   return reason;
 }
 
-bool ClientConn::MayMove(Clock::time_point now) const {
+bool ClientConn::MayMove(Clock::time_point now, Clock::duration cooldown) const {
   return shard_->server().shard_count() > 1 && shard_->server().config().move_connections &&
          loops_started_ && !close_reason_ && !restarting_queued_ && !restarting_sent_ &&
          !is_mesh_ && !watching_ && !dup_ && move_to_ < 0 && stream_->can_change_loop() &&
-         (moved_at_ == Clock::time_point{} || now - moved_at_ >= kMoveCooldown);
+         (moved_at_ == Clock::time_point{} || now - moved_at_ >= cooldown);
 }
 
 bool ClientConn::CanLeaveNow() const {
@@ -191,21 +196,53 @@ bool ClientConn::CanLeaveNow() const {
 void ClientConn::ConsiderMovingToPeer() {
   const auto now = Clock::now();
   const auto peer = sent_to_.Dominant(now, kTallyFresh);
-  if (!peer || peer->shard == shard_->index() || !MayMove(now)) return;
+  if (!peer) return;
+  if (peer->shard == shard_->index()) {
+    ConsiderShedding(*peer, now);
+    return;
+  }
+  if (!MayMove(now, kMoveCooldown)) return;
   if (asked_at_ != Clock::time_point{} && now - asked_at_ < kAskAgainAfter) return;
   if (!shard_->ProposeMove(*this, *peer)) asked_at_ = now;
 }
 
+void ClientConn::ConsiderShedding(PeerRef peer, Clock::time_point now) {
+  const int to = shard_->shed_target();
+  const auto shed_lately = [&](const ClientConn& c) {
+    return c.shed_at_ != Clock::time_point{} && now - c.shed_at_ < kMoveCooldown;
+  };
+  if (to < 0 || !MayMove(now, kShedCooldown) || shed_lately(*this)) return;
+  ClientConn* other = shard_->Find(peer.conn_id);
+  if (other == nullptr || other == this || !other->MayMove(now, kShedCooldown) ||
+      shed_lately(*other) || other->write_in_flight_ || !other->paused_senders_.empty() ||
+      !other->TalksMostlyWith(id_, now)) {
+    return;
+  }
+  shard_->NoteShed();
+  shed_at_ = now;
+  other->shed_at_ = now;
+  CommitMove(to);  // the reader leaves after this chunk
+  other->FollowTo(to);
+}
+
+bool ClientConn::TalksMostlyWith(std::uint64_t peer, Clock::time_point now) const {
+  const auto from = received_from_.Dominant(now, kTallyFresh);
+  if (!from || from->conn_id != peer) return false;
+  const auto sent = sent_to_.Dominant(now, kTallyFresh);
+  return !sent || sent->conn_id == peer;
+}
+
 void ClientConn::ConsiderMove(int to, std::uint64_t requester) {
   const auto now = Clock::now();
-  if (to == shard_->index() || !MayMove(now) || write_in_flight_ || !paused_senders_.empty()) {
+  if (to == shard_->index() || !MayMove(now, kMoveCooldown) || write_in_flight_ ||
+      !paused_senders_.empty()) {
     return;
   }
   // Only for the peer it mostly hears from, and not away from one it mostly talks to.
-  const auto from = received_from_.Dominant(now, kTallyFresh);
-  if (!from || from->conn_id != requester) return;
-  const auto sent = sent_to_.Dominant(now, kTallyFresh);
-  if (sent && sent->conn_id != requester) return;
+  if (TalksMostlyWith(requester, now)) FollowTo(to);
+}
+
+void ClientConn::FollowTo(int to) {
   CommitMove(to);
   // The reader acts on it at its next turn; one that waits for the socket is woken (the wait
   // ends with operation_aborted; no write waits, so nothing else is cancelled).

@@ -28,12 +28,16 @@
 // Moving (with --workers above 1): a packet between connections on two shards costs a hand-over
 // and a wake-up of the other thread, so a connection that sends (or receives) three quarters of
 // a window of packets to (from) one peer on another shard joins it there: one of the two moves,
-// the one on the shard with more connections (Shard::ProposeMove). A connection moves only
-// between reads with nothing in flight (no write waiting, nothing queued, not paused), at most
-// once per kMoveCooldown; mesh peers, duplicates and streams that cannot change loops
-// (WebSocket, TLS 1.2) stay. The reader then lets go of the old shard (LeaveShard) and Serve()
-// returns with leaving() set; the owner (relay/conn_runner.h) hands the connection to the new
-// shard, which calls ArriveOn() on its thread, and Serve() goes on from there.
+// to the shard relay/placement.h's MeetingShard chooses (the lower index while the threads are
+// lightly loaded, the less busy one otherwise; Shard::ProposeMove), at most once per
+// kMoveCooldown. A pair that talks within a shard moves to another, both members at once, when
+// the shard sheds (ShedTarget: its thread is busy and another is not, or two threads are nearly
+// idle and a lower-index one can take it), at most once per kShedCooldown. A connection moves
+// only between reads with nothing in flight (no write waiting, nothing queued, not paused); mesh
+// peers, duplicates and streams that cannot change loops (WebSocket, TLS 1.2) stay. The reader then
+// lets go of the old shard (LeaveShard) and Serve() returns with leaving() set; the owner
+// (relay/conn_runner.h) hands the connection to the new shard, which calls ArriveOn() on its
+// thread, and Serve() goes on from there.
 //
 // Thread affinity: everything runs on the owning shard's thread (the one shard_ names; between
 // LeaveShard() and ArriveOn() nobody touches the connection).
@@ -173,11 +177,22 @@ class ClientConn {
   asio::awaitable<std::optional<CloseReason>> ReadLoopWithOwnBuffer();
   // Moving: whether this connection may move at all now (kind, state, cooldown), whether it can
   // leave right now (nothing in flight), and the step after a window of sent packets.
-  bool MayMove(std::chrono::steady_clock::time_point now) const;
+  // `cooldown`: since its last move (kMoveCooldown; a shed uses kShedCooldown).
+  bool MayMove(std::chrono::steady_clock::time_point now,
+               std::chrono::steady_clock::duration cooldown) const;
   bool CanLeaveNow() const;
   // The reader, once CanLeaveNow(): off the shard's tables, timers and loop.
   void LeaveShard();
   void ConsiderMovingToPeer();
+  // `peer` (on this shard) is the one this connection mostly sends to: when the shard sheds a
+  // pair now (Shard::shed_target) and both may move (neither was shed in the last
+  // kMoveCooldown), both go.
+  void ConsiderShedding(PeerRef peer, std::chrono::steady_clock::time_point now);
+  // What this connection received lately came mostly from `peer`, and what it sent (if it sent)
+  // went mostly to `peer`: moving it with `peer` splits no other pair.
+  bool TalksMostlyWith(std::uint64_t peer, std::chrono::steady_clock::time_point now) const;
+  // CommitMove, and a reader that waits for the socket is woken to act on it.
+  void FollowTo(int to);
   void AbandonMove();
   // The shards' load() with the committed move counted as done (+1) or undone (-1).
   void CountMoveAsDone(int sign);
@@ -298,6 +313,7 @@ class ClientConn {
   bool leaving_ = false;
   std::chrono::steady_clock::time_point moved_at_{};
   std::chrono::steady_clock::time_point asked_at_{};  // when it last asked its peer over
+  std::chrono::steady_clock::time_point shed_at_{};   // when its shard last shed it
 
   std::optional<CloseReason> close_reason_;
   Traffic traffic_;

@@ -1,6 +1,7 @@
 #include "relay/config.h"
 
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <thread>
 
@@ -8,6 +9,15 @@
 #include "relay/cert_config.h"
 
 namespace derpkit::relay {
+
+namespace {
+// A fraction as the user typed it ("0.5", not std::to_string's "0.500000").
+std::string Fraction(double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", value);
+  return text;
+}
+}  // namespace
 
 Expected<void, std::string> RelayConfig::Validate() {
   using Err = Unexpected<std::string>;
@@ -60,6 +70,17 @@ Expected<void, std::string> RelayConfig::Validate() {
   }
   if (workers == 0) {
     workers = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }
+  // NaN fails both comparisons, so it is refused too.
+  if (!(move_gather_below >= 0 && move_gather_below <= 1)) {
+    return Err{"--move-gather-below " + Fraction(move_gather_below) +
+               ": must be a fraction of a core, 0 to 1"};
+  }
+  if (!(move_spread_above >= move_gather_below && move_spread_above <= 1)) {
+    return Err{"--move-spread-above " + Fraction(move_spread_above) +
+               ": must be a fraction of a core from --move-gather-below (" +
+               Fraction(move_gather_below) +
+               ") to 1; below it, pairs would gather and spread by turns"};
   }
   if (!mesh_with.empty() && mesh_psk_file.empty()) {
     return Err{"--mesh-with needs --mesh-psk-file: relays mesh only with the region's mesh key"};

@@ -135,6 +135,12 @@ int main(int argc, char** argv) {
                "With --workers above 1, move a connection that talks mostly to one peer to the "
                "peer's worker, or the peer to its (--move-connections=false keeps every "
                "connection where it was accepted).");
+  app.add_option("--move-gather-below", config.move_gather_below,
+                 "With --move-connections: pairs gather on one worker while two workers' threads "
+                 "together use less than this fraction of a core (0 never gathers).");
+  app.add_option("--move-spread-above", config.move_spread_above,
+                 "With --move-connections: a worker whose thread uses more than this fraction of "
+                 "a core hands talking pairs to a less busy worker (1 never spreads).");
   app.add_option("--send-queue-depth", config.send_queue_depth,
                  "Disco packets queued per client before the oldest is dropped.");
   app.add_option("--send-queue-bytes", config.send_queue_bytes,

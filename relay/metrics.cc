@@ -382,6 +382,10 @@ void AddShardFamilies(Families& out, const StatsSnapshot& s) {
       "derp_shard_connections_moved_in_total",
       "Connections that moved to this shard to be with the peer they talk to (--workers > 1).",
       MetricType::Counter);
+  auto& cpu = out.Family("derp_shard_cpu_seconds_total",
+                         "CPU time of the shard's thread, as its ticker last measured it "
+                         "(every 250 ms with --workers above 1).",
+                         MetricType::Counter);
   for (std::size_t i = 0; i < s.shards.size(); ++i) {
     const Labels shard = {L("shard", std::to_string(i))};
     const ShardLoad& load = s.shards[i];
@@ -390,6 +394,7 @@ void AddShardFamilies(Families& out, const StatsSnapshot& s) {
     Families::Sample(sent, D(load.packets_sent), shard);
     Families::Sample(crossed, D(load.cross_shard_packets), shard);
     Families::Sample(moved, D(load.connections_moved_in), shard);
+    Families::Sample(cpu, load.cpu_seconds, shard);
   }
 }
 

@@ -8,6 +8,7 @@
 #include "relay/conn_runner.h"
 #include "relay/mesh.h"
 #include "relay/server.h"
+#include "relay/thread_cpu_clock.h"
 
 namespace derpkit::relay {
 
@@ -25,6 +26,13 @@ std::chrono::milliseconds KeepAliveTick(const RelayConfig& config) {
   return std::clamp(interval / 4, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
 }
 
+// Ticker periods a spreading shed waits for the busy figures to take in the previous one: a
+// busy thread must not give away more than it needs to. Gathering goes every period: a pair
+// too many on a lightly loaded thread costs nothing that spreading would have to undo.
+constexpr int kPeriodsBetweenSpreads = 2;
+
+int Permille(double fraction) { return static_cast<int>(fraction * 1000 + 0.5); }
+
 }  // namespace
 
 Shard::Shard(int index, Server& server)
@@ -34,6 +42,8 @@ Shard::Shard(int index, Server& server)
           io_.get_executor())),
       reactor_(asio::use_service<net::SocketReactor>(io_)),
       read_buffer_(kShardReadBufferSize),
+      placement_{Permille(server.config().move_gather_below),
+                 Permille(server.config().move_spread_above)},
       outbox_(static_cast<std::size_t>(server.shard_count())),
       outbox_bytes_(static_cast<std::size_t>(server.shard_count())),
       keepalive_tick_(KeepAliveTick(server.config())),
@@ -190,6 +200,7 @@ void Shard::PushOutbox(int shard, Delivery&& d) {
   const auto i = static_cast<std::size_t>(shard);
   if (outbox_[i].empty()) outbox_dirty_.push_back(shard);
   outbox_bytes_[i] += d.packet.payload.size();
+  if (d.fence) ++outbox_fences_;
   outbox_[i].push_back(std::move(d));
 }
 
@@ -265,9 +276,7 @@ ClientConn* Shard::FindForDelivery(std::uint64_t conn_id) {
 
 bool Shard::ProposeMove(ClientConn& sender, PeerRef peer) {
   Shard& there = server_.shard(peer.shard);
-  const int here_load = load();
-  const int there_load = there.load();
-  if (there_load < here_load || (there_load == here_load && peer.shard < index_)) {
+  if (MeetingShard(placement_, view(), there.view()) == peer.shard) {
     sender.CommitMove(peer.shard);  // the reader leaves after this chunk
     return true;
   }
@@ -344,9 +353,13 @@ void Shard::FlushOutbox(PacketSource reader) {
 }
 
 void Shard::PostOutbox() {
+  std::size_t crossing = 0;
+  for (int dst : outbox_dirty_) crossing += outbox_[static_cast<std::size_t>(dst)].size();
+  // Fences carry no packet (and one posted after a pair's packets must not count as one of them).
+  stats_.cross_shard_packets.Add(crossing - outbox_fences_);
+  outbox_fences_ = 0;
   for (int dst : outbox_dirty_) {
     const auto i = static_cast<std::size_t>(dst);
-    stats_.cross_shard_packets.Add(outbox_[i].size());
     const bool behind =
         server_.shard(dst).PostDeliveries(std::move(outbox_[i]), outbox_bytes_[i], outbox_readers_);
     outbox_[i].clear();
@@ -433,7 +446,9 @@ asio::awaitable<void> Shard::ConnectionTicker() {
   // there are write deadlines, else with the keepalives.
   const RelayConfig& config = server_.config();
   auto tick = keepalive_tick_;
-  if (config.tcp_write_timeout.count() > 0 || config.mesh_write_timeout.count() > 0) {
+  const bool measure_busy = server_.shard_count() > 1 && config.move_connections;
+  if (config.tcp_write_timeout.count() > 0 || config.mesh_write_timeout.count() > 0 ||
+      measure_busy) {
     tick = std::min<std::chrono::milliseconds>(tick, kWatchdogTick);
   }
   ticker_timer_ = std::make_unique<asio::steady_timer>(io_);
@@ -444,6 +459,7 @@ asio::awaitable<void> Shard::ConnectionTicker() {
     auto [ec] = co_await ticker_timer_->async_wait(net::kAsTuple);
     if (ec) co_return;
     const auto now = std::chrono::steady_clock::now();
+    MeasureBusy(now);
     if (now >= next_keepalives) {
       // KeepAliveDue only queues and posts a flush: conns_ does not change under us. A closed
       // connection's id is not found and drops out of the wheel.
@@ -470,6 +486,27 @@ asio::awaitable<void> Shard::ConnectionTicker() {
     }
     overdue.clear();
   }
+}
+
+void Shard::MeasureBusy(std::chrono::steady_clock::time_point now) {
+  const std::int64_t cpu = ThisThreadCpuTime().count();
+  const std::int64_t used = cpu - cpu_ns_.load(std::memory_order_relaxed);
+  cpu_ns_.store(cpu, std::memory_order_relaxed);
+  const auto since = busy_measured_at_;
+  busy_measured_at_ = now;
+  if (since == std::chrono::steady_clock::time_point{} || now <= since) return;
+  const std::int64_t wall = std::chrono::nanoseconds(now - since).count();
+  const auto period = static_cast<int>(std::clamp<std::int64_t>(used * 1000 / wall, 0, 1000));
+  // Half the last period, half what came before: one period's figure jumps with the scheduler.
+  busy_permille_.store((busy_permille() + period) / 2, std::memory_order_relaxed);
+
+  if (server_.shard_count() < 2 || !server_.config().move_connections) return;
+  if (periods_since_shed_ < kPeriodsBetweenSpreads) ++periods_since_shed_;
+  shard_views_.clear();
+  for (int i = 0; i < server_.shard_count(); ++i) shard_views_.push_back(server_.shard(i).view());
+  shed_to_ = ShedTarget(placement_, view(), shard_views_);
+  const bool spreading = busy_permille() > placement_.spread_above_permille;
+  if (periods_since_shed_ < (spreading ? kPeriodsBetweenSpreads : 1)) shed_to_ = -1;
 }
 
 void Shard::CloseAll() {

@@ -3,7 +3,8 @@
 // route updates from the Registry, and batches of packets for clients that live elsewhere.
 //
 // Thread affinity: every method except PostDeliveries(), PostRoute(), PostArrival(), load(),
-// AdjustLoad() and the constructor runs on the shard's own thread.
+// AdjustLoad(), busy_permille(), cpu_time(), view() and the constructor runs on the shard's own
+// thread.
 #pragma once
 
 #include <asio.hpp>
@@ -26,6 +27,7 @@
 #include "relay/move_fences.h"
 #include "relay/packet.h"
 #include "relay/peer_tally.h"
+#include "relay/placement.h"
 #include "relay/registry.h"
 #include "relay/routing_clock.h"
 #include "relay/stats.h"
@@ -85,6 +87,13 @@ class Shard {
   // Connections here, counting the moves decided as done: the balance moves keep. Any thread.
   int load() const { return load_.load(std::memory_order_relaxed); }
   void AdjustLoad(int delta) { load_.fetch_add(delta, std::memory_order_relaxed); }
+  // The shard thread's CPU use over the last ticker periods, in thousandths of a core (0..1000),
+  // and in all; the ticker measures both (relay/thread_cpu_clock.h). Any thread.
+  int busy_permille() const { return busy_permille_.load(std::memory_order_relaxed); }
+  std::chrono::nanoseconds cpu_time() const {
+    return std::chrono::nanoseconds(cpu_ns_.load(std::memory_order_relaxed));
+  }
+  ShardLoadView view() const { return ShardLoadView{index_, load(), busy_permille()}; }
   ClientConn* Find(std::uint64_t conn_id) const;
   std::size_t connection_count() const { return conns_.size(); }
   template <typename F>
@@ -146,11 +155,18 @@ class Shard {
   void CloseAll();
 
   // Moving connections (relay/client_conn.h, "Moving"). `sender` (here) sends mostly to `peer`
-  // on another shard: one of them moves to the other's shard, the one on the shard with the
-  // higher load() (ties: the one on the higher index), so that both sides of a pair that talk
-  // both ways choose the same move and the shards stay balanced. True when the sender moves;
-  // false when the peer was asked to come here.
+  // on another shard: one of them moves to the other's shard, the one MeetingShard
+  // (relay/placement.h) does not choose, so that both sides of a pair that talk both ways choose
+  // the same move. True when the sender moves; false when the peer was asked to come here.
   bool ProposeMove(ClientConn& sender, PeerRef peer);
+  // Where a pair that talks within this shard should go now (ShedTarget, relay/placement.h;
+  // worked out every ticker period), or -1. NoteShed() says a pair went: nothing more goes this
+  // period, nor the next when spreading (the busy figures must see the move first).
+  int shed_target() const { return shed_to_; }
+  void NoteShed() {
+    shed_to_ = -1;
+    periods_since_shed_ = 0;
+  }
   // Called from any thread with a connection that left its shard for this one: queued, and
   // taken in (ClientConn::ArriveOn, then its loops run on) by a post or, first, by a delivery
   // that looks for it, so that a packet forwarded ahead of the post finds it.
@@ -172,6 +188,9 @@ class Shard {
   // writer waits (writing_) are checked: a receiver that takes nothing lets its senders go, one
   // past its write deadline is closed.
   asio::awaitable<void> ConnectionTicker();
+  // The ticker's measure of the thread (busy_permille_, cpu_ns_) and, from every shard's figure,
+  // shed_to_.
+  void MeasureBusy(std::chrono::steady_clock::time_point now);
   void DrainInbox();
   // Applies the routes PostRoute queued, in order.
   void ApplyPendingRoutes();
@@ -212,6 +231,13 @@ class Shard {
 
   std::unordered_map<std::uint64_t, ClientConn*> conns_;
   std::atomic<int> load_{0};
+  const PlacementPolicy placement_;
+  std::atomic<int> busy_permille_{0};
+  std::atomic<std::int64_t> cpu_ns_{0};
+  std::chrono::steady_clock::time_point busy_measured_at_{};
+  int shed_to_ = -1;
+  int periods_since_shed_ = 0;
+  std::vector<ShardLoadView> shard_views_;  // MeasureBusy's scratch
   struct MovedAway {
     int to;
     std::chrono::steady_clock::time_point at;
@@ -231,6 +257,7 @@ class Shard {
 
   std::vector<std::vector<Delivery>> outbox_;  // indexed by destination shard
   std::vector<std::size_t> outbox_bytes_;      // payload bytes in each outbox
+  std::size_t outbox_fences_ = 0;              // fences among the outboxes' deliveries
   std::vector<int> outbox_dirty_;
   std::vector<PacketSource> outbox_readers_;  // who filled the outboxes since the last post
   bool outbox_flush_posted_ = false;

@@ -197,6 +197,10 @@ TEST_F(RelayMetrics, EveryLabelledSeriesExistsAtZeroBeforeAnyTraffic) {
   for (auto shard : {"0", "1"}) {
     EXPECT_EQ(s["derp_shard_connections{shard=\"" + std::string(shard) + "\"}"], 0);
     EXPECT_EQ(s["derp_shard_packets_received_total{shard=\"" + std::string(shard) + "\"}"], 0);
+    // The thread's CPU time as of its ticker's last read: there from the start, never negative.
+    const std::string cpu = "derp_shard_cpu_seconds_total{shard=\"" + std::string(shard) + "\"}";
+    EXPECT_TRUE(s.Has(cpu));
+    EXPECT_GE(s[cpu], 0);
   }
   EXPECT_FALSE(s.Has("derp_shard_connections{shard=\"2\"}")) << "two workers, two shards";
   EXPECT_EQ(s["derp_queue_duration_seconds_count"], 0);
@@ -236,7 +240,7 @@ TEST_F(RelayMetrics, EveryFamilyHasHelpTheRightSuffixAndARowInTheReadme) {
   ASSERT_NE(section, std::string::npos) << "README.md has a Metrics section";
   const std::string doc = readme.substr(section);
 
-  EXPECT_EQ(type_of.size(), 81u) << "a new family needs a README row and this count updated";
+  EXPECT_EQ(type_of.size(), 82u) << "a new family needs a README row and this count updated";
   for (const auto& [name, type] : type_of) {
     EXPECT_TRUE(has_help[name]) << name;
     EXPECT_EQ(type == "counter", name.ends_with("_total")) << name << " is a " << type;

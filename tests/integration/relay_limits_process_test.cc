@@ -96,7 +96,8 @@ TEST(RelayLimitsProcess, HelpListsTheFlagsAndABadValueExits2WithOneLine) {
   EXPECT_EQ(rc, 0);
   for (const char* flag :
        {"--accept-connection-limit", "--accept-connection-burst", "--bootstrap-dns-names",
-        "--unpublished-bootstrap-dns-names", "--restart-reconnect-in", "--restart-try-for"}) {
+        "--unpublished-bootstrap-dns-names", "--restart-reconnect-in", "--restart-try-for",
+        "--move-gather-below", "--move-spread-above"}) {
     EXPECT_NE(help.find(flag), std::string::npos) << flag;
   }
   for (const std::vector<std::string>& bad :
@@ -104,7 +105,10 @@ TEST(RelayLimitsProcess, HelpListsTheFlagsAndABadValueExits2WithOneLine) {
         std::vector<std::string>{"--accept-connection-limit=-1", "(negative)"},
         std::vector<std::string>{"--accept-connection-burst=-5", "(negative)"},
         std::vector<std::string>{"--restart-try-for", "5"},
-        std::vector<std::string>{"--unpublished-bootstrap-dns-names", "a.example/"}}) {
+        std::vector<std::string>{"--unpublished-bootstrap-dns-names", "a.example/"},
+        std::vector<std::string>{"--move-gather-below", "1.5"},
+        std::vector<std::string>{"--move-gather-below", "nan"},
+        std::vector<std::string>{"--move-spread-above", "0.2"}}) {
     std::vector<std::string> args = {"-c", (dir.path / "k").string(), "-a", "127.0.0.1:0"};
     args.push_back(bad[0]);
     if (bad[1] != "(negative)") args.push_back(bad[1]);
@@ -112,6 +116,14 @@ TEST(RelayLimitsProcess, HelpListsTheFlagsAndABadValueExits2WithOneLine) {
     EXPECT_EQ(code, 2) << bad[0] << " " << bad[1] << ": " << out;
     EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
   }
+  // The placement marks' line says which rule failed, with the values as typed.
+  auto [code, out] = RunRelay(dir, {"-c", (dir.path / "k").string(), "-a", "127.0.0.1:0",
+                                    "--move-gather-below", "0.6", "--move-spread-above", "0.4"});
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(out.find("--move-spread-above 0.4: must be a fraction of a core from "
+                     "--move-gather-below (0.6) to 1"),
+            std::string::npos)
+      << out;
 }
 
 TEST(RelayLimitsProcess, SigtermSendsRestartingToClientsAndExitsCleanly) {

@@ -7,6 +7,11 @@
 // 0, ...: a pair connected A then B starts on two shards. What is checked is what a client sees
 // (every packet arrives, KeepAlives and PeerGone still come) and where the relay says its
 // connections are (derp_shard_connections, derp_shard_connections_moved_in_total).
+//
+// Where a pair goes depends on how busy the shards' threads are (relay/placement.h; its rules
+// are tested figure by figure in placement_test.cc). Here the marks are set so that this test's
+// load cannot cross them: split pairs always gather (--move-gather-below 1) and nothing spreads
+// (--move-spread-above 1), except in the tests of shedding, which set them for what they test.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -45,6 +50,8 @@ class RelayMoves : public ::testing::TestWithParam<Mode> {
         TestRelayOptions{GetParam().tls, 2, false, [this](relay::RelayConfig& c) {
                            c.keepalive_interval = std::chrono::milliseconds(300);
                            c.move_connections = move_connections_;
+                           c.move_gather_below = gather_below_;
+                           c.move_spread_above = spread_above_;
                          }});
   }
 
@@ -85,18 +92,29 @@ class RelayMoves : public ::testing::TestWithParam<Mode> {
   }
   std::uint64_t Crossed() const { return relay_->stats().cross_shard_packets; }
 
-  // Sends A -> B until a connection has moved (or kMaxPacketsForAMove); every packet must arrive.
-  // Returns the packets sent.
-  int SendUntilMoved(derpclient::Client& a, derpclient::Client& b) {
+  // Sends A -> B until `moves` connections have moved (or kMaxPacketsForAMove); every packet
+  // must arrive. Returns the packets sent.
+  int SendUntilMoved(derpclient::Client& a, derpclient::Client& b, std::uint64_t moves = 1) {
     int sent = 0;
-    while (MovesIn(0) + MovesIn(1) == 0 && sent < kMaxPacketsForAMove) {
+    while (MovesIn(0) + MovesIn(1) < moves && sent < kMaxPacketsForAMove) {
       EXPECT_EQ(Exchange(a, b, sent, 256), 256) << "packets lost or reordered around a move";
       sent += 256;
     }
     return sent;
   }
 
+  // Starts the relay again with other marks for placement.
+  void RestartWith(double gather_below, double spread_above) {
+    gather_below_ = gather_below;
+    spread_above_ = spread_above;
+    relay_.reset();
+    SetUp();
+    connected_ = 0;
+  }
+
   bool move_connections_ = true;
+  double gather_below_ = 1.0;
+  double spread_above_ = 1.0;
   std::unique_ptr<TestRelay> relay_;
   asio::io_context io_;
   std::int64_t connected_ = 0;
@@ -112,7 +130,7 @@ TEST_P(RelayMoves, APairOnTwoShardsEndsOnOneAndLosesNothing) {
   }
 
   SendUntilMoved(*a, *b);
-  // Equal shards: the receiver on the higher index came over to the sender's (ProposeMove).
+  // Lightly loaded: the receiver on the higher index came over to the sender's (ProposeMove).
   ASSERT_EQ(MovesIn(0), 1u) << "no move after " << kMaxPacketsForAMove << " packets";
   EXPECT_EQ(MovesIn(1), 0u);
   EXPECT_EQ(ConnsOn(0), 2);
@@ -134,15 +152,59 @@ TEST_P(RelayMoves, APairOnTwoShardsEndsOnOneAndLosesNothing) {
   EXPECT_TRUE(relay_->server().registry().CheckConsistency(&problems)) << problems;
 }
 
-TEST_P(RelayMoves, TheSenderMovesWhenItsShardIsTheFuller) {
+TEST_P(RelayMoves, ALightlyLoadedPairGathersOnTheLowerShardEvenWhenItIsTheFuller) {
   auto a = Connect(1);     // shard 0
   auto b = Connect(2);     // shard 1
   auto idle = Connect(3);  // shard 0: shard 0 is now the fuller
   SendUntilMoved(*a, *b);
-  ASSERT_EQ(MovesIn(1), 1u) << "the sender did not move to its receiver's shard";
+  ASSERT_EQ(MovesIn(0), 1u) << "the receiver did not come over to the lower shard";
+  EXPECT_EQ(MovesIn(1), 0u);
+  EXPECT_EQ(ConnsOn(0), 3);
+  EXPECT_EQ(ConnsOn(1), 0);
+  const auto crossed = Crossed();
+  EXPECT_EQ(Exchange(*a, *b, 100000, 1000), 1000);
+  EXPECT_EQ(Crossed(), crossed);
+}
+
+// Shedding (relay/placement.h, ShedTarget): a pair that talks within one shard moves, both
+// members, to another. The marks make this test's light load count as busy (spreading) or as
+// nearly idle (gathering).
+TEST_P(RelayMoves, ABusyShardSpreadsAPairThatTalksWithinItToAnIdleShard) {
+  RestartWith(/*gather_below=*/0, /*spread_above=*/0.001);
+  auto a = Connect(1);     // shard 0
+  auto idle = Connect(2);  // shard 1: nothing there talks, so its thread is the less busy
+  auto b = Connect(3);     // shard 0, with a
+  ASSERT_EQ(ConnsOn(0), 2);
+  SendUntilMoved(*a, *b, 2);
+  ASSERT_EQ(MovesIn(1), 2u) << "the pair did not spread to shard 1 after " << kMaxPacketsForAMove
+                            << " packets";
   EXPECT_EQ(MovesIn(0), 0u);
-  EXPECT_EQ(ConnsOn(0), 1);
-  EXPECT_EQ(ConnsOn(1), 2);
+  EXPECT_EQ(ConnsOn(0), 0);
+  EXPECT_EQ(ConnsOn(1), 3);
+  // Together again: nothing crosses, both ways, and a shed pair is not shed back at once.
+  const auto crossed = Crossed();
+  EXPECT_EQ(Exchange(*a, *b, 100000, 1000), 1000);
+  EXPECT_EQ(Exchange(*b, *a, 200000, 1000), 1000);
+  EXPECT_EQ(Crossed(), crossed);
+  EXPECT_EQ(MovesIn(0) + MovesIn(1), 2u);
+  const auto s = relay_->stats();
+  EXPECT_EQ(s.packets_dropped[static_cast<int>(relay::DropReason::kGoneDisconnected)], 0u);
+  std::string problems;
+  EXPECT_TRUE(relay_->server().registry().CheckConsistency(&problems)) << problems;
+}
+
+TEST_P(RelayMoves, NearlyIdleShardsGatherAPairThatTalksOnTheHigherShard) {
+  RestartWith(/*gather_below=*/1.0, /*spread_above=*/1.0);
+  auto idle0 = Connect(1);  // shard 0
+  auto a = Connect(2);      // shard 1
+  auto idle1 = Connect(3);  // shard 0
+  auto b = Connect(4);      // shard 1, with a
+  SendUntilMoved(*a, *b, 2);
+  ASSERT_EQ(MovesIn(0), 2u) << "the pair did not gather on shard 0 after " << kMaxPacketsForAMove
+                            << " packets";
+  EXPECT_EQ(MovesIn(1), 0u);
+  EXPECT_EQ(ConnsOn(0), 4);
+  EXPECT_EQ(ConnsOn(1), 0);
   const auto crossed = Crossed();
   EXPECT_EQ(Exchange(*a, *b, 100000, 1000), 1000);
   EXPECT_EQ(Crossed(), crossed);
