@@ -67,8 +67,8 @@ struct RelayConfig {
   // Where moves take pairs (relay/placement.h), in fractions of a core: pairs gather on the
   // lower-index shard while the two shards' threads together use less than move_gather_below,
   // and a thread busier than move_spread_above hands pairs to a less busy one.
-  double move_gather_below = 0.5;
-  double move_spread_above = 0.75;
+  double move_gather_below = 0.7;
+  double move_spread_above = 0.85;
   // Per-client queue of disco packets, in packets (derper: 32 for every packet).
   int send_queue_depth = 32;
   // Per-client queue of other packets, in payload bytes. Senders to a client with more than a

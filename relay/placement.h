@@ -24,10 +24,10 @@ struct ShardLoadView {
 struct PlacementPolicy {
   // A pair split across two shards meets on the lower-index one while the two threads together
   // use less than this; above it, on the less busy one.
-  int gather_below_permille = 500;
+  int gather_below_permille = 700;
   // A shard busier than this hands a pair that talks within it to a shard busier by less than a
   // third of this (spreading).
-  int spread_above_permille = 750;
+  int spread_above_permille = 850;
 
   // Busy figures closer than this count as equal (then connections decide): two threads'
   // figures over one period differ by this much without any change in load.

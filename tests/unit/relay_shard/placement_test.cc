@@ -9,29 +9,30 @@
 namespace derpkit::relay {
 namespace {
 
-const PlacementPolicy kDefault{};  // gather below 0.5 of a core, spread above 0.75
+// Marks of round figures (the relay's defaults are 0.7 and 0.85 of a core).
+const PlacementPolicy kMarks{500, 750};
 
 ShardLoadView Shard(int index, int busy_permille, int connections = 10) {
   return ShardLoadView{index, connections, busy_permille};
 }
 
 TEST(MeetingShard, LightlyLoadedPairsGatherOnTheLowerIndexWhateverTheConnections) {
-  EXPECT_EQ(MeetingShard(kDefault, Shard(0, 100, 50), Shard(1, 50, 2)), 0);
-  EXPECT_EQ(MeetingShard(kDefault, Shard(3, 0), Shard(1, 0)), 1);
-  EXPECT_EQ(MeetingShard(kDefault, Shard(1, 300), Shard(2, 199)), 1) << "499 of 500";
+  EXPECT_EQ(MeetingShard(kMarks, Shard(0, 100, 50), Shard(1, 50, 2)), 0);
+  EXPECT_EQ(MeetingShard(kMarks, Shard(3, 0), Shard(1, 0)), 1);
+  EXPECT_EQ(MeetingShard(kMarks, Shard(1, 300), Shard(2, 199)), 1) << "499 of 500";
 }
 
 TEST(MeetingShard, BusyShardsMeetOnTheLessBusy) {
-  EXPECT_EQ(MeetingShard(kDefault, Shard(0, 700), Shard(1, 300)), 1);
-  EXPECT_EQ(MeetingShard(kDefault, Shard(0, 300), Shard(1, 700)), 0);
-  EXPECT_EQ(MeetingShard(kDefault, Shard(0, 250), Shard(1, 250 + 151)), 0);
+  EXPECT_EQ(MeetingShard(kMarks, Shard(0, 700), Shard(1, 300)), 1);
+  EXPECT_EQ(MeetingShard(kMarks, Shard(0, 300), Shard(1, 700)), 0);
+  EXPECT_EQ(MeetingShard(kMarks, Shard(0, 250), Shard(1, 250 + 151)), 0);
 }
 
 TEST(MeetingShard, AboutAsBusyShardsMeetOnTheOneWithFewerConnectionsThenTheLowerIndex) {
-  EXPECT_EQ(MeetingShard(kDefault, Shard(0, 400, 12), Shard(1, 500, 11)), 1);
-  EXPECT_EQ(MeetingShard(kDefault, Shard(0, 500, 11), Shard(1, 400, 12)), 0);
-  EXPECT_EQ(MeetingShard(kDefault, Shard(0, 400, 11), Shard(1, 400, 11)), 0);
-  EXPECT_EQ(MeetingShard(kDefault, Shard(2, 400, 11), Shard(1, 400, 11)), 1);
+  EXPECT_EQ(MeetingShard(kMarks, Shard(0, 400, 12), Shard(1, 500, 11)), 1);
+  EXPECT_EQ(MeetingShard(kMarks, Shard(0, 500, 11), Shard(1, 400, 12)), 0);
+  EXPECT_EQ(MeetingShard(kMarks, Shard(0, 400, 11), Shard(1, 400, 11)), 0);
+  EXPECT_EQ(MeetingShard(kMarks, Shard(2, 400, 11), Shard(1, 400, 11)), 1);
 }
 
 TEST(MeetingShard, BothMembersChooseTheSameShard) {
@@ -41,7 +42,7 @@ TEST(MeetingShard, BothMembersChooseTheSameShard) {
   for (const auto& [a_busy, b_busy, conns] : cases) {
     const ShardLoadView a = Shard(0, a_busy, 10);
     const ShardLoadView b = Shard(1, b_busy, 10 + conns);
-    EXPECT_EQ(MeetingShard(kDefault, a, b), MeetingShard(kDefault, b, a))
+    EXPECT_EQ(MeetingShard(kMarks, a, b), MeetingShard(kMarks, b, a))
         << a_busy << " / " << b_busy << " / +" << conns;
   }
 }
@@ -53,32 +54,32 @@ TEST(MeetingShard, GatherBelowZeroNeverGathers) {
 
 TEST(ShedTarget, ABusyShardHandsAPairToTheLeastBusyOne) {
   const std::array<ShardLoadView, 3> all{Shard(0, 900), Shard(1, 500), Shard(2, 200)};
-  EXPECT_EQ(ShedTarget(kDefault, all[0], all), 2);
+  EXPECT_EQ(ShedTarget(kMarks, all[0], all), 2);
 }
 
 TEST(ShedTarget, NotWhenTheOthersAreNearlyAsBusy) {
   // Spreading wants the other thread busier by less than a third of 750 (250) below this one.
   const std::array<ShardLoadView, 2> close{Shard(0, 900), Shard(1, 651)};
-  EXPECT_EQ(ShedTarget(kDefault, close[0], close), -1);
+  EXPECT_EQ(ShedTarget(kMarks, close[0], close), -1);
   const std::array<ShardLoadView, 2> far{Shard(0, 900), Shard(1, 649)};
-  EXPECT_EQ(ShedTarget(kDefault, far[0], far), 1);
+  EXPECT_EQ(ShedTarget(kMarks, far[0], far), 1);
 }
 
 TEST(ShedTarget, NotBelowTheSpreadMarkNorAboveTheGatherMark) {
   const std::array<ShardLoadView, 2> all{Shard(0, 750), Shard(1, 0)};
-  EXPECT_EQ(ShedTarget(kDefault, all[0], all), -1) << "750 is not above 750";
+  EXPECT_EQ(ShedTarget(kMarks, all[0], all), -1) << "750 is not above 750";
   const std::array<ShardLoadView, 2> middle{Shard(0, 300), Shard(1, 200)};
-  EXPECT_EQ(ShedTarget(kDefault, middle[1], middle), -1) << "500 together: stays";
+  EXPECT_EQ(ShedTarget(kMarks, middle[1], middle), -1) << "500 together: stays";
 }
 
 TEST(ShedTarget, LightlyLoadedShardsGatherPairsOnTheLowestIndexThatHasRoom) {
   // Together below gather_below (500).
   const std::array<ShardLoadView, 3> all{Shard(0, 400), Shard(1, 250), Shard(2, 100)};
-  EXPECT_EQ(ShedTarget(kDefault, all[2], all), 1) << "shard 0 with it would be 500";
-  EXPECT_EQ(ShedTarget(kDefault, all[1], all), -1) << "650 with shard 0";
-  EXPECT_EQ(ShedTarget(kDefault, all[0], all), -1) << "shard 0 has nowhere lower to go";
+  EXPECT_EQ(ShedTarget(kMarks, all[2], all), 1) << "shard 0 with it would be 500";
+  EXPECT_EQ(ShedTarget(kMarks, all[1], all), -1) << "650 with shard 0";
+  EXPECT_EQ(ShedTarget(kMarks, all[0], all), -1) << "shard 0 has nowhere lower to go";
   const std::array<ShardLoadView, 2> two{Shard(0, 300), Shard(1, 199)};
-  EXPECT_EQ(ShedTarget(kDefault, two[1], two), 0);
+  EXPECT_EQ(ShedTarget(kMarks, two[1], two), 0);
 }
 
 TEST(ShedTarget, GatheringNeverUndoesASpreadNorSpreadingAGather) {
@@ -90,15 +91,15 @@ TEST(ShedTarget, GatheringNeverUndoesASpreadNorSpreadingAGather) {
     for (int b = 0; b <= 1000; b += 25) {
       const std::array<ShardLoadView, 2> before{Shard(0, a), Shard(1, b)};
       for (int x = 0; x <= 1000; x += 25) {
-        if (ShedTarget(kDefault, before[0], before) == 1 && x <= a && b + x <= 1000) {
+        if (ShedTarget(kMarks, before[0], before) == 1 && x <= a && b + x <= 1000) {
           const std::array<ShardLoadView, 2> after{Shard(0, a - x), Shard(1, b + x)};
           if (a - x < b + x) continue;  // now the busier: spreading back is spreading
-          EXPECT_NE(ShedTarget(kDefault, after[1], after), 0) << a << " / " << b << " - " << x;
+          EXPECT_NE(ShedTarget(kMarks, after[1], after), 0) << a << " / " << b << " - " << x;
         }
-        const bool gathering = a + b < kDefault.gather_below_permille;
-        if (gathering && ShedTarget(kDefault, before[1], before) == 0 && x <= b) {
+        const bool gathering = a + b < kMarks.gather_below_permille;
+        if (gathering && ShedTarget(kMarks, before[1], before) == 0 && x <= b) {
           const std::array<ShardLoadView, 2> after{Shard(0, a + x), Shard(1, b - x)};
-          EXPECT_NE(ShedTarget(kDefault, after[0], after), 1) << a << " / " << b << " + " << x;
+          EXPECT_NE(ShedTarget(kMarks, after[0], after), 1) << a << " / " << b << " + " << x;
         }
       }
     }
