@@ -31,8 +31,8 @@
 // to the shard relay/placement.h's MeetingShard chooses (the lower index while the threads are
 // lightly loaded, the less busy one otherwise; Shard::ProposeMove), at most once per
 // kMoveCooldown. A pair that talks within a shard moves to another, both members at once, when
-// the shard sheds (ShedTarget: its thread is busy and another is not, or two threads are nearly
-// idle and a lower-index one can take it), at most once per kShedCooldown. A connection moves
+// the shard sheds (ShedTarget: its thread is busy and another is not, or two threads are lightly
+// loaded and a lower-index one can take it), at most once per kShedCooldown. A connection moves
 // only between reads with nothing in flight (no write waiting, nothing queued, not paused); mesh
 // peers, duplicates and streams that cannot change loops (WebSocket, TLS 1.2) stay. The reader then
 // lets go of the old shard (LeaveShard) and Serve() returns with leaving() set; the owner

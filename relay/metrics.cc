@@ -383,8 +383,8 @@ void AddShardFamilies(Families& out, const StatsSnapshot& s) {
       "Connections that moved to this shard to be with the peer they talk to (--workers > 1).",
       MetricType::Counter);
   auto& cpu = out.Family("derp_shard_cpu_seconds_total",
-                         "CPU time of the shard's thread, as its ticker last measured it "
-                         "(every 250 ms with --workers above 1).",
+                         "CPU time of the shard's thread, as its ticker last read it (every "
+                         "250 ms by default; at most 1 s old).",
                          MetricType::Counter);
   for (std::size_t i = 0; i < s.shards.size(); ++i) {
     const Labels shard = {L("shard", std::to_string(i))};

@@ -6,8 +6,10 @@
 // small machine it also takes a core from everything else), so pairs gather on the lower-index
 // shard. Once a thread is busy, pairs spread so that more cores carry the load.
 //
-// Busy is a shard thread's CPU time over the last ticker period (relay/thread_cpu_clock.h), in
-// thousandths of a core. Pure functions of what the shards report: no thread affinity.
+// Busy is a shard thread's CPU time per second of wall time, in thousandths of a core, as its
+// ticker measures it (relay/thread_cpu_clock.h): each period's figure averaged half and half with
+// the figure before, so one period's scheduling noise moves it only half way. Pure functions of
+// what the shards report: no thread affinity.
 #pragma once
 
 #include <span>
@@ -18,15 +20,15 @@ namespace derpkit::relay {
 struct ShardLoadView {
   int index = 0;
   int connections = 0;    // Shard::load(): counting moves decided as done
-  int busy_permille = 0;  // thousandths of a core, over the last ticker period
+  int busy_permille = 0;  // thousandths of a core, over the last ticker periods
 };
 
 struct PlacementPolicy {
   // A pair split across two shards meets on the lower-index one while the two threads together
   // use less than this; above it, on the less busy one.
   int gather_below_permille = 700;
-  // A shard busier than this hands a pair that talks within it to a shard busier by less than a
-  // third of this (spreading).
+  // A shard busier than this hands a pair that talks within it to the least busy shard, when that
+  // one is less busy by more than a third of this (spreading).
   int spread_above_permille = 850;
 
   // Busy figures closer than this count as equal (then connections decide): two threads'

@@ -251,10 +251,10 @@ StatsSnapshot Server::Snapshot() const {
     out.queue_delay_seconds.Add(st.queue_delay_seconds);
     out.frames_per_write.Add(st.frames_per_write);
     out.connection_seconds.Add(st.connection_seconds);
-    out.shards.push_back(ShardLoad{
-        st.current_connections.value(), st.packets_received.value(), st.packets_sent.value(),
-        st.cross_shard_packets.value(), st.connections_moved_in.value(),
-        std::chrono::duration<double>(s->cpu_time()).count(), s->busy_permille()});
+    out.shards.push_back(ShardLoad{st.current_connections.value(), st.packets_received.value(),
+                                   st.packets_sent.value(), st.cross_shard_packets.value(),
+                                   st.connections_moved_in.value(),
+                                   std::chrono::duration<double>(s->cpu_time()).count()});
   }
   out.accept_errors = accept_errors_.load(std::memory_order_relaxed);
   out.listener_accepted = accept_limiter_.accepted();

@@ -67,10 +67,9 @@ struct ShardLoad {
   std::uint64_t packets_sent = 0;
   std::uint64_t cross_shard_packets = 0;
   std::uint64_t connections_moved_in = 0;
-  // The shard thread's CPU time as its ticker last measured it (every 250 ms with --workers
-  // above 1, else every keepalive tick), and its busy figure (relay/placement.h).
+  // The shard thread's CPU time as its ticker last read it (every 250 ms by default; at most 1 s
+  // old).
   double cpu_seconds = 0;
-  int busy_permille = 0;
 };
 
 // Totals over all shards, read at any time from any thread.

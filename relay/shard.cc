@@ -30,6 +30,8 @@ std::chrono::milliseconds KeepAliveTick(const RelayConfig& config) {
 // busy thread must not give away more than it needs to. Gathering goes every period: a pair
 // too many on a lightly loaded thread costs nothing that spreading would have to undo.
 constexpr int kPeriodsBetweenSpreads = 2;
+// The busy figure takes 1/kBusyHistoryWeight of each new period (MeasureBusy).
+constexpr int kBusyHistoryWeight = 8;
 
 int Permille(double fraction) { return static_cast<int>(fraction * 1000 + 0.5); }
 
@@ -497,8 +499,11 @@ void Shard::MeasureBusy(std::chrono::steady_clock::time_point now) {
   if (since == std::chrono::steady_clock::time_point{} || now <= since) return;
   const std::int64_t wall = std::chrono::nanoseconds(now - since).count();
   const auto period = static_cast<int>(std::clamp<std::int64_t>(used * 1000 / wall, 0, 1000));
-  // Half the last period, half what came before: one period's figure jumps with the scheduler.
-  busy_permille_.store((busy_permille() + period) / 2, std::memory_order_relaxed);
+  // An eighth of the last period, seven eighths of what came before (about 2 s of history at
+  // 250 ms): one period's figure jumps with the scheduler, and a figure that jumped across both
+  // marks by turns would gather and spread the same pairs by turns.
+  busy_permille_.store((busy_permille() * (kBusyHistoryWeight - 1) + period) / kBusyHistoryWeight,
+                       std::memory_order_relaxed);
 
   if (server_.shard_count() < 2 || !server_.config().move_connections) return;
   if (periods_since_shed_ < kPeriodsBetweenSpreads) ++periods_since_shed_;

@@ -168,7 +168,7 @@ TEST_P(RelayMoves, ALightlyLoadedPairGathersOnTheLowerShardEvenWhenItIsTheFuller
 
 // Shedding (relay/placement.h, ShedTarget): a pair that talks within one shard moves, both
 // members, to another. The marks make this test's light load count as busy (spreading) or as
-// nearly idle (gathering).
+// light (gathering).
 TEST_P(RelayMoves, ABusyShardSpreadsAPairThatTalksWithinItToAnIdleShard) {
   RestartWith(/*gather_below=*/0, /*spread_above=*/0.001);
   auto a = Connect(1);     // shard 0
@@ -193,7 +193,7 @@ TEST_P(RelayMoves, ABusyShardSpreadsAPairThatTalksWithinItToAnIdleShard) {
   EXPECT_TRUE(relay_->server().registry().CheckConsistency(&problems)) << problems;
 }
 
-TEST_P(RelayMoves, NearlyIdleShardsGatherAPairThatTalksOnTheHigherShard) {
+TEST_P(RelayMoves, LightlyLoadedShardsGatherAPairThatTalksOnTheHigherShard) {
   RestartWith(/*gather_below=*/1.0, /*spread_above=*/1.0);
   auto idle0 = Connect(1);  // shard 0
   auto a = Connect(2);      // shard 1
