@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Where the relay's CPU goes under one paced load: starts a derp-relay (--workers 1), drives it
-# with derp-load (10 pairs x 1400 B at RATE Mbit/s), records the relay with `perf record -g` for
-# 5 s in the middle of the run, and prints the relay's CPU by shared object, then its top symbols.
+# Where the relay's CPU goes under one paced load: starts a derp-relay (--workers 1, or $WORKERS),
+# drives it with derp-load (10 pairs x 1400 B at RATE Mbit/s), records the relay with `perf
+# record -g` for 5 s in the middle of the run, and prints the relay's CPU time over the run, its
+# CPU by shared object, then its top symbols.
 # Backs the README's profile figures.
 #
 # Usage: bench/perf-relay.sh BUILD_DIR plain|tls RATE_MBPS [derp-load flags...]
@@ -30,7 +31,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-args=(-a 127.0.0.1:0 --stun-port 0 -c "$WORK/derper.key" --workers 1 --http-port -1)
+args=(-a 127.0.0.1:0 --stun-port 0 -c "$WORK/derper.key" --workers "${WORKERS:-1}" --http-port -1)
 client=()
 if [[ $MODE == tls ]]; then
   args+=(--certmode selfsigned --certdir "$WORK/certs" --hostname localhost)
@@ -42,13 +43,13 @@ port=$(relay_port "$WORK/relay.log")
 [[ -n $port ]] || { echo "perf-relay.sh: derp-relay did not start" >&2; cat "$WORK/relay.log" >&2; exit 1; }
 if [[ $MODE == tls ]]; then url=https://localhost:$port/derp; else url=http://127.0.0.1:$port/derp; fi
 "$BUILD_DIR/bench/derp-load" --url "$url" "${client[@]}" --pairs 10 --size 1400 \
-  --rate-mbps "$RATE" --duration 9s "$@" >"$WORK/load.txt" 2>&1 &
+  --rate-mbps "$RATE" --duration 9s --relay-pid "$RELAY_PID" "$@" >"$WORK/load.txt" 2>&1 &
 LOAD_PID=$!
 sleep 2
 perf record -F 2000 -g -p "$RELAY_PID" -o "$WORK/perf.data" -- sleep 5 >/dev/null 2>&1
 wait "$LOAD_PID" || { cat "$WORK/load.txt" >&2; exit 1; }
 LOAD_PID=""
-grep -E '^summary:' "$WORK/load.txt" || true
+grep -E '^(summary:|relay CPU)' "$WORK/load.txt" || true
 echo "relay CPU by shared object:"
 perf report -i "$WORK/perf.data" --no-children --sort dso -g none 2>/dev/null | grep -E '^ +[0-9]'
 echo "top symbols:"
