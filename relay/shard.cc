@@ -202,7 +202,8 @@ void Shard::PushOutbox(int shard, Delivery&& d) {
   const auto i = static_cast<std::size_t>(shard);
   if (outbox_[i].empty()) outbox_dirty_.push_back(shard);
   outbox_bytes_[i] += d.packet.payload.size();
-  if (d.fence) ++outbox_fences_;
+  // Fences carry no packet (and one posted after a pair's packets must not count as one of them).
+  if (!d.fence) ++outbox_packets_;
   outbox_[i].push_back(std::move(d));
 }
 
@@ -355,11 +356,9 @@ void Shard::FlushOutbox(PacketSource reader) {
 }
 
 void Shard::PostOutbox() {
-  std::size_t crossing = 0;
-  for (int dst : outbox_dirty_) crossing += outbox_[static_cast<std::size_t>(dst)].size();
-  // Fences carry no packet (and one posted after a pair's packets must not count as one of them).
-  stats_.cross_shard_packets.Add(crossing - outbox_fences_);
-  outbox_fences_ = 0;
+  // Counted before the post: a receiver may have them before this thread goes on.
+  stats_.cross_shard_packets.Add(outbox_packets_);
+  outbox_packets_ = 0;
   for (int dst : outbox_dirty_) {
     const auto i = static_cast<std::size_t>(dst);
     const bool behind =

@@ -257,7 +257,7 @@ class Shard {
 
   std::vector<std::vector<Delivery>> outbox_;  // indexed by destination shard
   std::vector<std::size_t> outbox_bytes_;      // payload bytes in each outbox
-  std::size_t outbox_fences_ = 0;              // fences among the outboxes' deliveries
+  std::size_t outbox_packets_ = 0;             // packets (not fences) in the outboxes
   std::vector<int> outbox_dirty_;
   std::vector<PacketSource> outbox_readers_;  // who filled the outboxes since the last post
   bool outbox_flush_posted_ = false;
