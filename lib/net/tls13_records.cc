@@ -1,5 +1,5 @@
-// TLS 1.3 record protection (see tls13_records.h). No sockets; the per-thread EVP contexts are
-// the only state outside the caller's TrafficKeys.
+// TLS 1.3 record protection (see tls13_records.h). No sockets; the AEAD itself (and its per-thread
+// cipher state) is record_aead.cc's.
 
 #include "lib/net/tls13_records.h"
 
@@ -9,125 +9,14 @@
 
 #include <cstring>
 
+#include "lib/net/record_aead.h"
+
 namespace derpkit::net {
 
 namespace {
 
 const EVP_MD* SuiteHash(Tls13Suite suite) {
   return suite == Tls13Suite::kAes256GcmSha384 ? EVP_sha384() : EVP_sha256();
-}
-
-// Fetched once: passing EVP_aes_128_gcm() to every EVP_CipherInit_ex would fetch the provider's
-// implementation again on each call.
-const EVP_CIPHER* SuiteCipher(Tls13Suite suite) {
-  static EVP_CIPHER* const aes128 = EVP_CIPHER_fetch(nullptr, "AES-128-GCM", nullptr);
-  static EVP_CIPHER* const aes256 = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
-  static EVP_CIPHER* const chacha = EVP_CIPHER_fetch(nullptr, "ChaCha20-Poly1305", nullptr);
-  switch (suite) {
-    case Tls13Suite::kAes128GcmSha256:
-      return aes128;
-    case Tls13Suite::kAes256GcmSha384:
-      return aes256;
-    case Tls13Suite::kChacha20Poly1305Sha256:
-      return chacha;
-  }
-  return nullptr;
-}
-
-// EVP contexts per thread and direction, each with the key it was last initialised with: a
-// record under a key seen lately (the connections a shard is serving right now) sets only the
-// nonce, and the AES key schedule and GHASH table are computed once per key rather than per
-// record. An idle connection holds none of this; the cache is per thread, not per connection.
-//
-// Set-associative (64 sets of 4, indexed by the key's own bytes, which are uniformly random
-// HKDF output), so a lookup compares at most 4 keys however many entries there are. The
-// capacity matters more than it looks: with a plain LRU of 8 entries, 10 senders taking turns
-// (bench row tlsrec-*: 10 pairs) missed on every record, because a cyclic pattern just longer
-// than an LRU evicts each key just before it comes back; a key schedule per record put
-// EVP_CIPHER_CTX_reset, OPENSSL_cleanse, CRYPTO_gcm128_init and strcmp in the relay's profile.
-// Contexts are made on first use (~1 KB each for AES-GCM): a thread that serves few keys holds
-// few; at most 256 per direction.
-thread_local std::uint64_t key_schedules_on_this_thread = 0;
-
-class CipherCache {
- public:
-  static constexpr std::size_t kSets = 64;
-  static constexpr std::size_t kWays = 4;
-
-  CipherCache() = default;
-  ~CipherCache() {
-    for (auto& set : sets_) {
-      for (Entry& e : set) {
-        EVP_CIPHER_CTX_free(e.ctx);
-        OPENSSL_cleanse(e.key.data(), e.key.size());
-      }
-    }
-  }
-  CipherCache(const CipherCache&) = delete;
-  CipherCache& operator=(const CipherCache&) = delete;
-
-  // A context ready for one record under `keys` with `nonce`; nullptr on an EVP failure.
-  EVP_CIPHER_CTX* Start(const TrafficKeys& keys, const std::uint8_t* nonce, int encrypt) {
-    const std::size_t key_bytes = Tls13KeyBytes(keys.suite);
-    std::uint64_t index_bits = 0;
-    std::memcpy(&index_bits, keys.key.data(), sizeof index_bits);
-    auto& set = sets_[index_bits % kSets];
-    ++clock_;
-    Entry* victim = &set[0];
-    for (Entry& e : set) {
-      if (e.loaded && e.suite == keys.suite &&
-          std::memcmp(e.key.data(), keys.key.data(), key_bytes) == 0) {
-        e.last_used = clock_;
-        if (EVP_CipherInit_ex(e.ctx, nullptr, nullptr, nullptr, nonce, encrypt) != 1) {
-          e.loaded = false;
-          return nullptr;
-        }
-        return e.ctx;
-      }
-      if (e.last_used < victim->last_used) victim = &e;
-    }
-    Entry& e = *victim;  // the least recently used (or never used) entry of the set
-    e.loaded = false;
-    ++key_schedules_on_this_thread;
-    if (e.ctx == nullptr) e.ctx = EVP_CIPHER_CTX_new();
-    if (e.ctx == nullptr || EVP_CipherInit_ex(e.ctx, SuiteCipher(keys.suite), nullptr,
-                                              keys.key.data(), nonce, encrypt) != 1) {
-      return nullptr;
-    }
-    e.loaded = true;
-    e.suite = keys.suite;
-    e.last_used = clock_;
-    std::memcpy(e.key.data(), keys.key.data(), key_bytes);
-    return e.ctx;
-  }
-  // After a failed EVP call the context's state is unknown: initialise it afresh next time.
-  void Forget(EVP_CIPHER_CTX* ctx) {
-    for (auto& set : sets_) {
-      for (Entry& e : set) {
-        if (e.ctx == ctx) e.loaded = false;
-      }
-    }
-  }
-
- private:
-  struct Entry {
-    EVP_CIPHER_CTX* ctx = nullptr;
-    bool loaded = false;
-    Tls13Suite suite = Tls13Suite::kAes128GcmSha256;
-    std::uint64_t last_used = 0;
-    std::array<std::uint8_t, 32> key{};
-  };
-  std::array<std::array<Entry, kWays>, kSets> sets_{};
-  std::uint64_t clock_ = 0;
-};
-
-CipherCache& SealCache() {
-  thread_local CipherCache cache;
-  return cache;
-}
-CipherCache& OpenCache() {
-  thread_local CipherCache cache;
-  return cache;
 }
 
 std::array<std::uint8_t, 12> RecordNonce(const TrafficKeys& keys) {
@@ -281,17 +170,8 @@ Expected<std::size_t, std::string> SealRecord(TrafficKeys& keys, ContentType typ
   WriteRecordHeader(header, inner_bytes + kRecordTagBytes);
   body[plaintext_bytes] = static_cast<unsigned char>(type);
   const auto nonce = RecordNonce(keys);
-  CipherCache& cache = SealCache();
-  EVP_CIPHER_CTX* ctx = cache.Start(keys, nonce.data(), 1);
-  int out_bytes = 0;
-  if (ctx == nullptr ||
-      EVP_EncryptUpdate(ctx, nullptr, &out_bytes, reinterpret_cast<const unsigned char*>(header),
-                        static_cast<int>(kRecordHeaderBytes)) != 1 ||
-      EVP_EncryptUpdate(ctx, body, &out_bytes, body, static_cast<int>(inner_bytes)) != 1 ||
-      EVP_EncryptFinal_ex(ctx, body + out_bytes, &out_bytes) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, static_cast<int>(kRecordTagBytes),
-                          body + inner_bytes) != 1) {
-    cache.Forget(ctx);
+  if (SealRecordBody(keys, nonce, record.first<kRecordHeaderBytes>(), body, inner_bytes,
+                     body + inner_bytes) != AeadOutcome::kOk) {
     return Unexpected(std::string("TLS record: encryption failed"));
   }
   ++keys.seq;
@@ -321,21 +201,14 @@ Expected<OpenedRecord, RecordError> OpenRecord(TrafficKeys& keys, std::span<std:
   const std::size_t inner_bytes = record.size() - kRecordHeaderBytes - kRecordTagBytes;
   auto* body = reinterpret_cast<unsigned char*>(record.data() + kRecordHeaderBytes);
   const auto nonce = RecordNonce(keys);
-  CipherCache& cache = OpenCache();
-  EVP_CIPHER_CTX* ctx = cache.Start(keys, nonce.data(), 0);
-  int out_bytes = 0;
-  if (ctx == nullptr ||
-      EVP_DecryptUpdate(ctx, nullptr, &out_bytes,
-                        reinterpret_cast<const unsigned char*>(record.data()),
-                        static_cast<int>(kRecordHeaderBytes)) != 1 ||
-      EVP_DecryptUpdate(ctx, body, &out_bytes, body, static_cast<int>(inner_bytes)) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, static_cast<int>(kRecordTagBytes),
-                          body + inner_bytes) != 1) {
-    cache.Forget(ctx);
-    return Unexpected(RecordError::kInternal);
-  }
-  if (EVP_DecryptFinal_ex(ctx, body + out_bytes, &out_bytes) != 1) {
-    return Unexpected(RecordError::kBadRecordMac);
+  switch (OpenRecordBody(keys, nonce, record.first<kRecordHeaderBytes>(), body, inner_bytes,
+                         body + inner_bytes)) {
+    case AeadOutcome::kOk:
+      break;
+    case AeadOutcome::kBadTag:
+      return Unexpected(RecordError::kBadRecordMac);
+    case AeadOutcome::kFailed:
+      return Unexpected(RecordError::kInternal);
   }
   ++keys.seq;
   // RFC 8446 §5.4: the content type is the last non-zero byte; zeros after it are padding.
@@ -344,7 +217,5 @@ Expected<OpenedRecord, RecordError> OpenRecord(TrafficKeys& keys, std::span<std:
   if (end == 0) return Unexpected(RecordError::kNoContentType);
   return OpenedRecord{static_cast<ContentType>(body[end - 1]), end - 1};
 }
-
-std::uint64_t Tls13KeySchedulesOnThisThread() { return key_schedules_on_this_thread; }
 
 }  // namespace derpkit::net

@@ -1,14 +1,15 @@
 // The TLS 1.3 record layer's cryptography (RFC 8446 §5 and §7), without sockets: traffic keys from
 // a traffic secret (HKDF-Expand-Label "key"/"iv"), the next secret for a KeyUpdate ("traffic upd"),
-// and sealing/opening one record in place with an EVP AEAD (nonce = iv XOR sequence number, the
-// inner content type after the plaintext, zero padding tolerated on open).
+// and sealing/opening one record in place with GnuTLS's AEAD (nonce = iv XOR sequence number, the
+// inner content type after the plaintext, zero padding tolerated on open). OpenSSL derives the
+// keys.
 //
 // Used by Tls13Stream after OpenSSL's handshake has been handed over; no handshake here.
 //
 // Thread affinity: a TrafficKeys belongs to one connection (its shard thread). SealRecord and
-// OpenRecord use a per-thread cache of EVP contexts per direction (thread_local; up to 256 keys),
-// keyed by the key bytes, so that records under a recently used key initialise no AES key schedule
-// and an idle connection holds no cipher context at all.
+// OpenRecord use record_aead.h's per-thread cipher state (up to 256 keys per direction), so that
+// records under a recently used key make no key schedule and an idle connection holds no cipher
+// state at all.
 #pragma once
 
 #include <array>
@@ -78,7 +79,7 @@ Expected<void, std::string> UpdateTrafficKeys(TrafficKeys& keys);
 // Seals the record whose plaintext is at record[5 .. 5 + plaintext_bytes): writes the header,
 // the content type after the plaintext, encrypts in place and appends the tag. `record` must
 // hold kRecordHeaderBytes + plaintext_bytes + 1 + kRecordTagBytes bytes (plaintext_bytes <=
-// 2^14). Returns the record's size, or an error (a failed EVP call, sequence numbers used up).
+// 2^14). Returns the record's size, or an error (a failed cipher call, sequence numbers used up).
 Expected<std::size_t, std::string> SealRecord(TrafficKeys& keys, ContentType type,
                                               std::span<std::byte> record,
                                               std::size_t plaintext_bytes);
@@ -98,10 +99,5 @@ Expected<std::size_t, RecordError> RecordSize(
 // Opens one whole record (header included) in place: authenticates and decrypts, strips the
 // padding and the inner content type. The sequence number advances only on success.
 Expected<OpenedRecord, RecordError> OpenRecord(TrafficKeys& keys, std::span<std::byte> record);
-
-// How many key schedules (cipher cache misses: a context initialised with a key, not just a
-// nonce) this thread's SealRecord and OpenRecord have made; tests check that a working set of
-// keys stays cached.
-std::uint64_t Tls13KeySchedulesOnThisThread();
 
 }  // namespace derpkit::net

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "lib/net/record_aead.h"
 #include "lib/util/bytes.h"
 
 namespace derpkit::net {
@@ -175,7 +176,7 @@ TEST(Tls13Records, KeysTakingTurnsStayCached) {
       writers.push_back(*made);
       readers.push_back(*made);
     }
-    const std::uint64_t before = Tls13KeySchedulesOnThisThread();
+    const std::uint64_t before = AeadKeySchedulesOnThisThread();
     Bytes plaintext(1400, std::byte{0x33});
     for (int round = 0; round < 5; ++round) {
       for (int k = 0; k < key_count; ++k) {
@@ -190,7 +191,7 @@ TEST(Tls13Records, KeysTakingTurnsStayCached) {
     }
     // One schedule per key and direction (seal and open caches are separate), in the first
     // round only.
-    EXPECT_EQ(Tls13KeySchedulesOnThisThread() - before, 2u * static_cast<unsigned>(key_count));
+    EXPECT_EQ(AeadKeySchedulesOnThisThread() - before, 2u * static_cast<unsigned>(key_count));
   }
 }
 

@@ -1,0 +1,42 @@
+// The AEAD of one TLS 1.3 record body, in place: what tls13_records.cc calls to seal and open,
+// with the cipher state cached per thread so that a record under a key in use costs no key
+// schedule. No record framing here (header, nonce, padding are tls13_records.cc's).
+//
+// Two libraries, chosen per suite by measurement (bench/record-ciphers prints both per record):
+// - AES-GCM suites: GnuTLS's AEAD calls. One call sets the nonce, authenticates the header and
+//   seals or opens, over AES-NI/PCLMUL assembly. OpenSSL 3's EVP spends ~400-450 ns more per
+//   1.4 KB record here on parameter plumbing (EVP_CipherInit_ex for the nonce, the tag ctrl, each
+//   through OSSL_PARAM lookups by name: strcmp in the relay's profile); with one record per DERP
+//   frame, as Tailscale's client writes, that is ~1 us of each relayed packet.
+// - ChaCha20-Poly1305: OpenSSL's EVP, whose AVX-512 code is 2x (1.4 KB) to 6x (16 KB) faster
+//   than GnuTLS's here.
+//
+// Thread affinity: the caches are thread_local (one per direction); call from any thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "lib/net/tls13_records.h"
+
+namespace derpkit::net {
+
+enum class AeadOutcome { kOk, kBadTag, kFailed };
+
+// Encrypts body[0 .. bytes) in place under `keys` and `nonce`, authenticating `header` too, and
+// writes the 16-byte tag to `tag`. kFailed if the cipher library refuses (no kBadTag here).
+AeadOutcome SealRecordBody(const TrafficKeys& keys, std::span<const std::uint8_t, 12> nonce,
+                           std::span<std::byte, kRecordHeaderBytes> header, unsigned char* body,
+                           std::size_t bytes, unsigned char* tag);
+
+// Checks `tag` over `header` and body[0 .. bytes) and decrypts the body in place. kBadTag when
+// the record is not authentic (its bytes are then unspecified), kFailed on a library failure.
+AeadOutcome OpenRecordBody(const TrafficKeys& keys, std::span<const std::uint8_t, 12> nonce,
+                           std::span<std::byte, kRecordHeaderBytes> header, unsigned char* body,
+                           std::size_t bytes, const unsigned char* tag);
+
+// How many key schedules (cache misses: cipher state made for a key) this thread has made.
+std::uint64_t AeadKeySchedulesOnThisThread();
+
+}  // namespace derpkit::net
