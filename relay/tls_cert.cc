@@ -15,6 +15,7 @@
 
 #include "lib/acme/client_hello.h"
 #include "lib/net/direct_tls_stream.h"
+#include "lib/net/tls.h"
 
 namespace derpkit::relay {
 namespace {
@@ -280,6 +281,9 @@ Expected<std::shared_ptr<asio::ssl::context>, std::string> BuildServerContext(
   }
   SSL_CTX_set_options(handle, SSL_OP_NO_RENEGOTIATION);
   SSL_CTX_set_mode(handle, SSL_MODE_RELEASE_BUFFERS);
+  if (!net::PreferTls13SuitesAsGo(handle)) {
+    return Unexpected("TLS server: cannot set the TLS 1.3 suites: " + OpenSslReason());
+  }
   if (cert != nullptr && !cert->chain.empty()) {
     if (SSL_CTX_use_certificate(handle, cert->chain.front().get()) != 1 ||
         SSL_CTX_use_PrivateKey(handle, cert->key.get()) != 1) {

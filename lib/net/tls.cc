@@ -256,6 +256,17 @@ std::vector<unsigned char> MakeMetaCertDer(const RawKey& server_key) {
   return der;
 }
 
+bool PreferTls13SuitesAsGo(SSL_CTX* ctx) {
+  // crypto/tls defaultCipherSuitesTLS13, and defaultCipherSuitesTLS13NoAES for a client that
+  // prefers ChaCha20-Poly1305 (OpenSSL's PRIORITIZE_CHACHA moves it to the top for such a client).
+  if (SSL_CTX_set_ciphersuites(
+          ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256") != 1) {
+    return false;
+  }
+  SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA);
+  return true;
+}
+
 std::unique_ptr<asio::ssl::context> MakeServerContext(const TlsServerOptions& options) {
   auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
   SSL_CTX* handle = ctx->native_handle();
@@ -265,6 +276,7 @@ std::unique_ptr<asio::ssl::context> MakeServerContext(const TlsServerOptions& op
   }
   SSL_CTX_set_options(handle, SSL_OP_NO_RENEGOTIATION);
   SSL_CTX_set_mode(handle, SSL_MODE_RELEASE_BUFFERS);
+  if (!PreferTls13SuitesAsGo(handle)) FailOpenSsl("TLS server: cannot set the TLS 1.3 suites");
 
   const CertFiles& files = options.files;
   if (SSL_CTX_use_certificate_chain_file(handle, files.cert_file.c_str()) != 1) {

@@ -510,5 +510,30 @@ TEST_F(Tls13StreamTest, EveryTls13SuiteIsHandedOverAndEchoes) {
   }
 }
 
+// The server picks as derper (Go's crypto/tls) does, not in the client's order: AES-128-GCM for a
+// client that lists AES-256-GCM first (OpenSSL's default order), ChaCha20-Poly1305 for one that
+// lists it first.
+TEST_F(Tls13StreamTest, ServerPicksSuitesInDerpersOrder) {
+  const std::pair<const char*, Tls13Suite> cases[] = {
+      {"TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256",
+       Tls13Suite::kAes128GcmSha256},
+      {"TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256",
+       Tls13Suite::kChacha20Poly1305Sha256},
+      {"TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256", Tls13Suite::kAes256GcmSha384},
+  };
+  for (const auto& [client_order, expected] : cases) {
+    SCOPED_TRACE(client_order);
+    ASSERT_EQ(SSL_CTX_set_ciphersuites(client_context_->native_handle(), client_order), 1);
+    Run([this, expected = expected]() -> asio::awaitable<void> {
+      Pair p = co_await Connect();
+      if (p.server == nullptr) {
+        ADD_FAILURE() << "no hand-over";
+        co_return;
+      }
+      EXPECT_EQ(p.server->suite(), expected);
+    }());
+  }
+}
+
 }  // namespace
 }  // namespace derpkit::net
