@@ -14,9 +14,13 @@ int MeetingShard(const PlacementPolicy& policy, const ShardLoadView& a, const Sh
   return upper.connections < lower.connections ? upper.index : lower.index;
 }
 
+bool Spreading(const PlacementPolicy& policy, const ShardLoadView& here) {
+  return here.busy_permille > policy.spread_above_permille;
+}
+
 int ShedTarget(const PlacementPolicy& policy, const ShardLoadView& here,
                std::span<const ShardLoadView> all) {
-  if (here.busy_permille > policy.spread_above_permille) {
+  if (Spreading(policy, here)) {
     const ShardLoadView* least = nullptr;
     for (const ShardLoadView& s : all) {
       if (s.index == here.index) continue;

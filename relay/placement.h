@@ -42,6 +42,10 @@ struct PlacementPolicy {
 // connections (ties: the lower index).
 int MeetingShard(const PlacementPolicy& policy, const ShardLoadView& a, const ShardLoadView& b);
 
+// Whether shard `here` is busy enough to spread pairs to other shards (busier than
+// spread_above); otherwise ShedTarget can only gather.
+bool Spreading(const PlacementPolicy& policy, const ShardLoadView& here);
+
 // Where shard `here` should hand one pair that talks within it, or -1 for nowhere.
 // Spreading: `here` is busier than spread_above and another shard is busier by less than a third
 // of that (the least busy). Gathering: `here` is not shard 0 and it and a lower-index shard

@@ -508,9 +508,11 @@ void Shard::MeasureBusy(std::chrono::steady_clock::time_point now) {
   if (periods_since_shed_ < kPeriodsBetweenSpreads) ++periods_since_shed_;
   shard_views_.clear();
   for (int i = 0; i < server_.shard_count(); ++i) shard_views_.push_back(server_.shard(i).view());
-  shed_to_ = ShedTarget(placement_, view(), shard_views_);
-  const bool spreading = busy_permille() > placement_.spread_above_permille;
-  if (periods_since_shed_ < (spreading ? kPeriodsBetweenSpreads : 1)) shed_to_ = -1;
+  const ShardLoadView here = view();
+  shed_to_ = ShedTarget(placement_, here, shard_views_);
+  if (periods_since_shed_ < (Spreading(placement_, here) ? kPeriodsBetweenSpreads : 1)) {
+    shed_to_ = -1;
+  }
 }
 
 void Shard::CloseAll() {
