@@ -31,18 +31,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-args=(-a 127.0.0.1:0 --stun-port 0 -c "$WORK/derper.key" --workers "${WORKERS:-1}" --http-port -1)
-client=()
-if [[ $MODE == tls ]]; then
-  args+=(--certmode selfsigned --certdir "$WORK/certs" --hostname localhost)
-  client=(--ca-file "$WORK/certs/localhost.crt" --dial-host 127.0.0.1)
-fi
-"$BUILD_DIR/relay/derp-relay" "${args[@]}" >"$WORK/relay.log" 2>&1 &
-RELAY_PID=$!
-port=$(relay_port "$WORK/relay.log")
-[[ -n $port ]] || { echo "perf-relay.sh: derp-relay did not start" >&2; cat "$WORK/relay.log" >&2; exit 1; }
-if [[ $MODE == tls ]]; then url=https://localhost:$port/derp; else url=http://127.0.0.1:$port/derp; fi
-"$BUILD_DIR/bench/derp-load" --url "$url" "${client[@]}" --pairs 10 --size 1400 \
+start_relay "$BUILD_DIR/relay/derp-relay" "$MODE" "${WORKERS:-1}" "$WORK" || exit 1
+"$BUILD_DIR/bench/derp-load" --url "$RELAY_URL" "${RELAY_CLIENT[@]}" --pairs 10 --size 1400 \
   --rate-mbps "$RATE" --duration 9s --relay-pid "$RELAY_PID" "$@" >"$WORK/load.txt" 2>&1 &
 LOAD_PID=$!
 sleep 2

@@ -1,4 +1,5 @@
-# Sourced by the bench scripts that start a derp-relay of their own (perf-relay.sh, idle-cpu.sh).
+# Sourced by the bench scripts that start a derp-relay of their own (perf-relay.sh,
+# watch-shards.sh, idle-cpu.sh).
 # relay_port LOG: prints the DERP port the relay logged in LOG ("DERP on http(s)://HOST:PORT/derp"),
 # waiting up to 10 s for the line; prints nothing when it never came.
 relay_port() {
@@ -9,4 +10,37 @@ relay_port() {
     sleep 0.1
   done
   echo "$port"
+}
+
+# start_relay BIN plain|tls WORKERS WORK [relay flags...]: starts BIN on 127.0.0.1 (a port of its
+# choosing, no STUN, no HTTP port; for tls a self-signed certificate for "localhost" in
+# WORK/certs), logging to WORK/relay.log. Sets RELAY_PID, RELAY_PORT, RELAY_URL (its DERP URL),
+# RELAY_CLIENT (derp-load's flags to reach it, an array) and RELAY_CURL (curl's, an array).
+# Returns 1, after printing the log, when the relay did not start; the caller's cleanup kills
+# RELAY_PID.
+start_relay() {
+  local bin=$1 mode=$2 workers=$3 work=$4
+  shift 4
+  local args=(-a 127.0.0.1:0 --stun-port 0 -c "$work/derper.key" --workers "$workers"
+              --http-port -1)
+  RELAY_CLIENT=()
+  RELAY_CURL=()
+  if [[ $mode == tls ]]; then
+    args+=(--certmode selfsigned --certdir "$work/certs" --hostname localhost)
+  fi
+  "$bin" "${args[@]}" "$@" >"$work/relay.log" 2>&1 &
+  RELAY_PID=$!
+  RELAY_PORT=$(relay_port "$work/relay.log")
+  if [[ -z $RELAY_PORT ]]; then
+    echo "derp-relay did not start:" >&2
+    cat "$work/relay.log" >&2
+    return 1
+  fi
+  if [[ $mode == tls ]]; then
+    RELAY_URL=https://localhost:$RELAY_PORT/derp
+    RELAY_CLIENT=(--ca-file "$work/certs/localhost.crt" --dial-host 127.0.0.1)
+    RELAY_CURL=(--cacert "$work/certs/localhost.crt" --resolve "localhost:$RELAY_PORT:127.0.0.1")
+  else
+    RELAY_URL=http://127.0.0.1:$RELAY_PORT/derp
+  fi
 }

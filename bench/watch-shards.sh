@@ -36,35 +36,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-args=(-a 127.0.0.1:0 --stun-port 0 -c "$WORK/derper.key" --workers 2 --http-port -1)
-client=()
-curl_tls=()
-if [[ $MODE == tls ]]; then
-  args+=(--certmode selfsigned --certdir "$WORK/certs" --hostname localhost)
-  client=(--ca-file "$WORK/certs/localhost.crt" --dial-host 127.0.0.1)
-fi
-# shellcheck disable=SC2206 # RELAY_ARGS is a list of flags, split on purpose
-args+=(${RELAY_ARGS:-})
-"$RELAY_BIN" "${args[@]}" >"$WORK/relay.log" 2>&1 &
-RELAY_PID=$!
-port=$(relay_port "$WORK/relay.log")
-[[ -n $port ]] || { echo "watch-shards.sh: derp-relay did not start" >&2; cat "$WORK/relay.log" >&2; exit 1; }
-if [[ $MODE == tls ]]; then
-  url=https://localhost:$port/derp
-  varz=https://localhost:$port/debug/varz
-  curl_tls=(--cacert "$WORK/certs/localhost.crt" --resolve "localhost:$port:127.0.0.1")
-else
-  url=http://127.0.0.1:$port/derp
-  varz=http://127.0.0.1:$port/debug/varz
-fi
+# shellcheck disable=SC2086 # RELAY_ARGS is a list of flags, split on purpose
+start_relay "$RELAY_BIN" "$MODE" 2 "$WORK" ${RELAY_ARGS:-} || exit 1
+varz=${RELAY_URL%/derp}/debug/varz
 if [[ $RATE == unpaced ]]; then rate=(--unpaced); else rate=(--rate-mbps "$RATE"); fi
-"$BUILD_DIR/bench/derp-load" --url "$url" "${client[@]}" --pairs 10 --size 1400 "${rate[@]}" \
+"$BUILD_DIR/bench/derp-load" --url "$RELAY_URL" "${RELAY_CLIENT[@]}" --pairs 10 --size 1400 "${rate[@]}" \
   --duration "${SECS}s" --relay-pid "$RELAY_PID" "$@" >"$WORK/load.txt" 2>&1 &
 LOAD_PID=$!
 
 # One line per step: t, then per shard: connections, moves in so far, busy over the step.
 sample() {
-  curl -s --max-time 2 "${curl_tls[@]}" "$varz" |
+  curl -s --max-time 2 "${RELAY_CURL[@]}" "$varz" |
     awk '/^derp_shard_(connections|connections_moved_in_total|cpu_seconds_total)\{/ {
            split($1, a, "\""); name = $1; sub(/\{.*/, "", name); print name, a[2], $2 }'
 }
