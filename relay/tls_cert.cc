@@ -281,8 +281,8 @@ Expected<std::shared_ptr<asio::ssl::context>, std::string> BuildServerContext(
   }
   SSL_CTX_set_options(handle, SSL_OP_NO_RENEGOTIATION);
   SSL_CTX_set_mode(handle, SSL_MODE_RELEASE_BUFFERS);
-  if (!net::PreferTls13SuitesAsGo(handle)) {
-    return Unexpected("TLS server: cannot set the TLS 1.3 suites: " + OpenSslReason());
+  if (!net::PreferCipherSuitesAsGo(handle)) {
+    return Unexpected("TLS server: cannot set the cipher suites: " + OpenSslReason());
   }
   if (cert != nullptr && !cert->chain.empty()) {
     if (SSL_CTX_use_certificate(handle, cert->chain.front().get()) != 1 ||

@@ -93,7 +93,7 @@ struct ServerContextOptions {
 };
 
 // Builds a server context like net::MakeServerContext (TLS 1.2 minimum, no renegotiation,
-// released idle buffers, ALPN "http/1.1" only when offered, TLS 1.3 suites in derper's order)
+// released idle buffers, ALPN "http/1.1" only when offered, cipher suites in derper's order)
 // serving `cert` followed by the meta
 // certificate. `cert` may be null in letsencrypt mode before the first certificate: such a context
 // answers only TLS-ALPN-01 validation and refuses other handshakes (alert unrecognized_name).

@@ -256,11 +256,18 @@ std::vector<unsigned char> MakeMetaCertDer(const RawKey& server_key) {
   return der;
 }
 
-bool PreferTls13SuitesAsGo(SSL_CTX* ctx) {
-  // crypto/tls defaultCipherSuitesTLS13, and defaultCipherSuitesTLS13NoAES for a client that
-  // prefers ChaCha20-Poly1305 (OpenSSL's PRIORITIZE_CHACHA moves it to the top for such a client).
+bool PreferCipherSuitesAsGo(SSL_CTX* ctx) {
+  // crypto/tls defaultCipherSuitesTLS13 and the head of cipherSuitesPreferenceOrder (TLS 1.2); for
+  // a client that prefers ChaCha20-Poly1305, Go switches to its no-AES orders, which
+  // SSL_OP_PRIORITIZE_CHACHA matches by moving ChaCha20-Poly1305 to the top for that client.
+  // DEFAULT after the TLS 1.2 head keeps OpenSSL's other suites, in its order, behind them.
+  constexpr const char* kTls12 =
+      "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+      "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+      "DEFAULT";
   if (SSL_CTX_set_ciphersuites(
-          ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256") != 1) {
+          ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256") != 1 ||
+      SSL_CTX_set_cipher_list(ctx, kTls12) != 1) {
     return false;
   }
   SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA);
@@ -276,7 +283,7 @@ std::unique_ptr<asio::ssl::context> MakeServerContext(const TlsServerOptions& op
   }
   SSL_CTX_set_options(handle, SSL_OP_NO_RENEGOTIATION);
   SSL_CTX_set_mode(handle, SSL_MODE_RELEASE_BUFFERS);
-  if (!PreferTls13SuitesAsGo(handle)) FailOpenSsl("TLS server: cannot set the TLS 1.3 suites");
+  if (!PreferCipherSuitesAsGo(handle)) FailOpenSsl("TLS server: cannot set the cipher suites");
 
   const CertFiles& files = options.files;
   if (SSL_CTX_use_certificate_chain_file(handle, files.cert_file.c_str()) != 1) {

@@ -62,16 +62,17 @@ struct TlsServerOptions {
 // Returns a server context: TLS 1.2 minimum, the chain from files.cert_file followed by the meta
 // certificate (when add_meta_cert) in every handshake, ALPN "http/1.1" selected only if the client
 // offers it (no ALPN otherwise; never h2), SSL_MODE_RELEASE_BUFFERS so idle connections stay small,
-// no renegotiation, session tickets on, TLS 1.3 suites chosen as derper does (below). Throws
+// no renegotiation, session tickets on, cipher suites chosen as derper chooses (below). Throws
 // std::runtime_error naming the file when the cert or key can't be loaded or don't match.
 std::unique_ptr<asio::ssl::context> MakeServerContext(const TlsServerOptions& options);
 
-// Makes a server pick TLS 1.3 suites as derper (Go's crypto/tls) does: its own order, AES-128-GCM,
-// AES-256-GCM, ChaCha20-Poly1305, except that a client listing ChaCha20-Poly1305 first (one
-// without AES hardware) gets that. OpenSSL alone follows the client's order, so an OpenSSL client
-// (curl, derp-load) would get AES-256-GCM, which costs the relay 7-18% more per record. False if
-// OpenSSL refuses the list (it never should).
-bool PreferTls13SuitesAsGo(SSL_CTX* ctx);
+// Makes a server pick cipher suites as derper (Go's crypto/tls) does: its own order, not the
+// client's. TLS 1.3: AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305; TLS 1.2: ECDHE with AES-128-GCM,
+// AES-256-GCM, ChaCha20-Poly1305, then OpenSSL's defaults. A client that lists ChaCha20-Poly1305
+// first (one without AES hardware) gets that. OpenSSL alone follows the client's order, so an
+// OpenSSL client (curl, derp-load) would get AES-256-GCM, which costs the relay 7-18% more per
+// record. False if OpenSSL refuses a list (it never should).
+bool PreferCipherSuitesAsGo(SSL_CTX* ctx);
 
 struct TlsClientOptions {
   // The dialled host: sent as SNI when it is a DNS name (never for an IP literal, RFC 6066), and

@@ -535,5 +535,32 @@ TEST_F(Tls13StreamTest, ServerPicksSuitesInDerpersOrder) {
   }
 }
 
+// TLS 1.2 clients stay on OpenSSL, with the same choice: derper's order (ECDHE with AES-128-GCM
+// first), ChaCha20-Poly1305 for a client that lists it first.
+TEST_F(Tls13StreamTest, Tls12ServerPicksSuitesInDerpersOrder) {
+  SSL_CTX_set_max_proto_version(client_context_->native_handle(), TLS1_2_VERSION);
+  const std::pair<const char*, const char*> cases[] = {
+      {"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:"
+       "ECDHE-RSA-AES128-GCM-SHA256",
+       "AES128-GCM"},
+      {"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES256-GCM-SHA384:"
+       "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256",
+       "CHACHA20-POLY1305"},
+  };
+  for (const auto& [client_order, expected] : cases) {
+    SCOPED_TRACE(client_order);
+    ASSERT_EQ(SSL_CTX_set_cipher_list(client_context_->native_handle(), client_order), 1);
+    Run([this, expected = std::string(expected)]() -> asio::awaitable<void> {
+      Pair p = co_await Connect();
+      if (p.direct == nullptr) {
+        ADD_FAILURE() << "no TLS 1.2 connection";
+        co_return;
+      }
+      const std::string cipher = SSL_get_cipher_name(p.direct->native_handle());
+      EXPECT_NE(cipher.find(expected), std::string::npos) << cipher;
+    }());
+  }
+}
+
 }  // namespace
 }  // namespace derpkit::net
