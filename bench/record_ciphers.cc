@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "lib/net/record_aead.h"
 #include "lib/net/tls13_records.h"
 
 namespace {
@@ -35,8 +36,7 @@ double NanosPerCall(int calls, F&& one) {
   return std::chrono::duration<double, std::nano>(Clock::now() - start).count() / calls;
 }
 
-// The EVP sequence for one record that the record layer used (a cached context, so only the
-// nonce is set): init with the nonce, the header as AAD, the body, final, the tag.
+// One key's EVP contexts for both directions (cached, so each record sets only its nonce).
 struct EvpRecords {
   EVP_CIPHER* cipher;
   EVP_CIPHER_CTX* seal = EVP_CIPHER_CTX_new();
@@ -51,25 +51,17 @@ struct EvpRecords {
     EVP_CIPHER_CTX_free(open);
     EVP_CIPHER_free(cipher);
   }
+  // The record layer's EVP path (net::EvpSealRecordBody / EvpOpenRecordBody), as AES-GCM ran
+  // before GnuTLS and as ChaCha20-Poly1305 still runs.
   bool Seal(unsigned char* record, int body_bytes, const unsigned char* nonce) {
-    int n = 0;
     unsigned char* body = record + kRecordHeaderBytes;
-    return EVP_CipherInit_ex(seal, nullptr, nullptr, nullptr, nonce, 1) == 1 &&
-           EVP_EncryptUpdate(seal, nullptr, &n, record, kRecordHeaderBytes) == 1 &&
-           EVP_EncryptUpdate(seal, body, &n, body, body_bytes) == 1 &&
-           EVP_EncryptFinal_ex(seal, body + n, &n) == 1 &&
-           EVP_CIPHER_CTX_ctrl(seal, EVP_CTRL_AEAD_GET_TAG, kRecordTagBytes, body + body_bytes) ==
-               1;
+    return derpkit::net::EvpSealRecordBody(seal, nonce, record, body, body_bytes,
+                                           body + body_bytes);
   }
   bool Open(unsigned char* record, int body_bytes, const unsigned char* nonce) {
-    int n = 0;
     unsigned char* body = record + kRecordHeaderBytes;
-    return EVP_CipherInit_ex(open, nullptr, nullptr, nullptr, nonce, 0) == 1 &&
-           EVP_DecryptUpdate(open, nullptr, &n, record, kRecordHeaderBytes) == 1 &&
-           EVP_DecryptUpdate(open, body, &n, body, body_bytes) == 1 &&
-           EVP_CIPHER_CTX_ctrl(open, EVP_CTRL_AEAD_SET_TAG, kRecordTagBytes, body + body_bytes) ==
-               1 &&
-           EVP_DecryptFinal_ex(open, body + n, &n) == 1;
+    return derpkit::net::EvpOpenRecordBody(open, nonce, record, body, body_bytes,
+                                           body + body_bytes) == derpkit::net::AeadOutcome::kOk;
   }
 };
 

@@ -132,8 +132,10 @@ AeadCache& OpenCache() {
   return cache;
 }
 
-bool ChachaSeal(EVP_CIPHER_CTX* ctx, const std::uint8_t* nonce, const unsigned char* header,
-                unsigned char* body, std::size_t bytes, unsigned char* tag) {
+}  // namespace
+
+bool EvpSealRecordBody(EVP_CIPHER_CTX* ctx, const std::uint8_t* nonce, const unsigned char* header,
+                       unsigned char* body, std::size_t bytes, unsigned char* tag) {
   int n = 0;
   return EVP_CipherInit_ex(ctx, nullptr, nullptr, nullptr, nonce, 1) == 1 &&
          EVP_EncryptUpdate(ctx, nullptr, &n, header, static_cast<int>(kRecordHeaderBytes)) == 1 &&
@@ -143,8 +145,9 @@ bool ChachaSeal(EVP_CIPHER_CTX* ctx, const std::uint8_t* nonce, const unsigned c
              1;
 }
 
-AeadOutcome ChachaOpen(EVP_CIPHER_CTX* ctx, const std::uint8_t* nonce, const unsigned char* header,
-                       unsigned char* body, std::size_t bytes, const unsigned char* tag) {
+AeadOutcome EvpOpenRecordBody(EVP_CIPHER_CTX* ctx, const std::uint8_t* nonce,
+                              const unsigned char* header, unsigned char* body, std::size_t bytes,
+                              const unsigned char* tag) {
   int n = 0;
   if (EVP_CipherInit_ex(ctx, nullptr, nullptr, nullptr, nonce, 0) != 1 ||
       EVP_DecryptUpdate(ctx, nullptr, &n, header, static_cast<int>(kRecordHeaderBytes)) != 1 ||
@@ -156,16 +159,14 @@ AeadOutcome ChachaOpen(EVP_CIPHER_CTX* ctx, const std::uint8_t* nonce, const uns
   return EVP_DecryptFinal_ex(ctx, body + n, &n) == 1 ? AeadOutcome::kOk : AeadOutcome::kBadTag;
 }
 
-}  // namespace
-
 AeadOutcome SealRecordBody(const TrafficKeys& keys, std::span<const std::uint8_t, 12> nonce,
                            std::span<std::byte, kRecordHeaderBytes> header, unsigned char* body,
                            std::size_t bytes, unsigned char* tag) {
   Entry* e = SealCache().For(keys);
   if (e == nullptr) return AeadOutcome::kFailed;
   if (e->chacha != nullptr) {
-    if (ChachaSeal(e->chacha, nonce.data(), reinterpret_cast<unsigned char*>(header.data()), body,
-                   bytes, tag)) {
+    if (EvpSealRecordBody(e->chacha, nonce.data(), reinterpret_cast<unsigned char*>(header.data()),
+                          body, bytes, tag)) {
       return AeadOutcome::kOk;
     }
     e->Drop();  // an EVP context's state after a failed call is unknown: make it afresh
@@ -186,7 +187,7 @@ AeadOutcome OpenRecordBody(const TrafficKeys& keys, std::span<const std::uint8_t
   Entry* e = OpenCache().For(keys);
   if (e == nullptr) return AeadOutcome::kFailed;
   if (e->chacha != nullptr) {
-    const AeadOutcome outcome = ChachaOpen(
+    const AeadOutcome outcome = EvpOpenRecordBody(
         e->chacha, nonce.data(), reinterpret_cast<unsigned char*>(header.data()), body, bytes, tag);
     if (outcome == AeadOutcome::kFailed) e->Drop();
     return outcome;

@@ -14,6 +14,8 @@
 // Thread affinity: the caches are thread_local (one per direction); call from any thread.
 #pragma once
 
+#include <openssl/types.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -35,6 +37,15 @@ AeadOutcome SealRecordBody(const TrafficKeys& keys, std::span<const std::uint8_t
 AeadOutcome OpenRecordBody(const TrafficKeys& keys, std::span<const std::uint8_t, 12> nonce,
                            std::span<std::byte, kRecordHeaderBytes> header, unsigned char* body,
                            std::size_t bytes, const unsigned char* tag);
+
+// The same through an OpenSSL EVP context that already holds the key and direction: the
+// ChaCha20-Poly1305 path above, and the AES-GCM path before GnuTLS (bench/record-ciphers times it
+// against SealRecordBody/OpenRecordBody). After kFailed (or false) the context's state is unknown.
+bool EvpSealRecordBody(EVP_CIPHER_CTX* ctx, const std::uint8_t* nonce, const unsigned char* header,
+                       unsigned char* body, std::size_t bytes, unsigned char* tag);
+AeadOutcome EvpOpenRecordBody(EVP_CIPHER_CTX* ctx, const std::uint8_t* nonce,
+                              const unsigned char* header, unsigned char* body, std::size_t bytes,
+                              const unsigned char* tag);
 
 // How many key schedules (cache misses: cipher state made for a key) this thread has made.
 std::uint64_t AeadKeySchedulesOnThisThread();
