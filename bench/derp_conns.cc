@@ -348,14 +348,7 @@ int Main(int argc, char** argv) {
                  "Process id of the relay: report its RSS before and after, its open files and "
                  "its open-file limit.");
   app.add_flag("--json", cfg.json, "Print one JSON object instead of the table.");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp&) {
-    std::printf("%s", app.help().c_str());
-    return 0;
-  } catch (const CLI::ParseError& e) {
-    FailUsage(kTool, std::string(e.what()) + " (see --help)");
-  }
+  if (!ParseFlags(app, argc, argv, kTool)) return 0;
   cfg.hold = ParseDurationFlag(kTool, "hold", hold);
   cfg.settle = ParseDurationFlag(kTool, "settle", settle);
   cfg.connect_timeout = ParseDurationFlag(kTool, "connect-timeout", connect_timeout);

@@ -204,14 +204,7 @@ int Main(int argc, char** argv) {
   app.add_option("--burst-wait", burst_wait,
                  "ws-burst: how long after a burst starts its packets may arrive before they "
                  "count as lost (Go duration).");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp&) {
-    std::printf("%s", app.help().c_str());
-    return 0;
-  } catch (const CLI::ParseError& e) {
-    FailUsage(kTool, std::string(e.what()) + " (see --help)");
-  }
+  if (!ParseFlags(app, argc, argv, kTool)) return 0;
   if (unpaced) cfg.rate_mbps = 0;
   cfg.mode = mode == "latency"    ? LoadMode::kLatency
              : mode == "ws-burst" ? LoadMode::kWsBurst

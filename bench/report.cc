@@ -12,6 +12,18 @@ void FailUsage(std::string_view tool, const std::string& message) {
   std::exit(2);
 }
 
+bool ParseFlags(CLI::App& app, int argc, char** argv, std::string_view tool) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::printf("%s", app.help().c_str());
+    return false;
+  } catch (const CLI::ParseError& e) {
+    FailUsage(tool, std::string(e.what()) + " (see --help)");
+  }
+  return true;
+}
+
 std::chrono::nanoseconds ParseDurationFlag(std::string_view tool, std::string_view flag,
                                            const std::string& text) {
   auto d = ParseGoDuration(text);

@@ -2,6 +2,7 @@
 // durations for flags, and an aligned text table.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -13,6 +14,10 @@ namespace derpkit::bench {
 
 // Prints "<tool>: <message>" to stderr and exits 2 (bad flags or an unusable set-up).
 [[noreturn]] void FailUsage(std::string_view tool, const std::string& message);
+
+// Parses the command line: with --help prints the help and returns false (the tool then exits
+// 0); a bad flag is FailUsage's one line, naming --help.
+bool ParseFlags(CLI::App& app, int argc, char** argv, std::string_view tool);
 
 // Parses a flag value in Go's duration format ("5s", "500ms", "1m30s"); exits 2 on error.
 std::chrono::nanoseconds ParseDurationFlag(std::string_view tool, std::string_view flag,

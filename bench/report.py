@@ -466,6 +466,42 @@ def main():
     out.append(table(header, section_rows(ids, tlsrec_cells, header)))
     out.append("")
 
+    def tlsrec_target_gbit(rate):
+        t = target_for(f"tlsrec-w1-{rate}")
+        mins = [c.get("min") for c in (checks_of(t) if t else [])
+                if c.get("metric") == "mbit_per_relay_cpu_second"]
+        return mins[0] / 1000 if mins else None
+
+    def floor_cells(row):
+        rate = row.id.rsplit("-", 1)[1]
+        per = row.get("mbit_per_forwarder_cpu_second")
+        cpu, window = row.get("forwarder_cpu_seconds"), row.get("window_seconds")
+        relay = Row(f"tlsrec-w1-{rate}")
+        relay_per = relay.get("mbit_per_relay_cpu_second") if relay.ran else None
+        share = relay_per / per * 100 if relay_per and per else None
+        return [row.get("loop"), fmt(row.get("offered_mbps")), fmt(row.get("delivered_mbps")),
+                fmt(cpu / window * 100 if cpu is not None and window else None, 0, "%"),
+                fmt(per / 1000 if per is not None else None, 2),
+                fmt(relay_per / 1000 if relay_per is not None else None, 2),
+                fmt(share, 0, "%"), fmt(tlsrec_target_gbit(rate), 1)]
+
+    out.append("### The kernel's floor for this shape: `forward-floor`\n")
+    out.append(
+        "`forward-floor` (bench/forward_floor.cc) sends the same shape over loopback TCP (10 "
+        "pairs, each message its own `write()` of a TLS row's wire size, 1,459 B for 1,400 B of "
+        "payload, paced every 1 ms) through a forwarder thread that reads each inbound socket "
+        "and writes what it read to the pair's outbound socket: no DERP, no TLS, no routing. Its "
+        "Gbit per forwarder CPU-second is what the kernel alone charges for this traffic, so no "
+        "relay row of the shape can beat it; `epoll` forwards as the relay does, `io_uring` with "
+        "multishot receives into a provided-buffer ring. *tlsrec-w1* is the relay's row above at "
+        "the same rate.\n")
+    ids = [f"floor-{l}-{r}" for l in ("epoll", "io_uring") for r in ("500", "1000", "2000")]
+    header = ["Row", "Forwarder", "Offered Mbit/s", "Delivered Mbit/s",
+              "Forwarder CPU (of one core)", "Gbit per forwarder CPU-s", "tlsrec-w1 Gbit/CPU-s",
+              "tlsrec-w1 / floor", "tlsrec target Gbit/CPU-s", "Target", "Met"]
+    out.append(table(header, section_rows(ids, floor_cells, header)))
+    out.append("")
+
     def pairs_cells(row):
         return [relay_desc(row), fmt(row.get("pairs")), fmt(row.get("offered_mbps")),
                 fmt(row.get("delivered_mbps")), fmt(row.get("loss_percent"), 3),

@@ -51,12 +51,14 @@ RELAY_BIN=${RELAY_OVERRIDE:-$BUILD_DIR/relay/derp-relay}
 LOAD_BIN=$BUILD_DIR/bench/derp-load
 CONNS_BIN=$BUILD_DIR/bench/derp-conns
 STUN_BIN=$BUILD_DIR/bench/stun-load
+FLOOR_BIN=$BUILD_DIR/bench/forward-floor
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
 SECONDS=0  # bash counts the run's time from here
-for bin in "$RELAY_BIN" "$LOAD_BIN" "$CONNS_BIN" "$STUN_BIN"; do
+for bin in "$RELAY_BIN" "$LOAD_BIN" "$CONNS_BIN" "$STUN_BIN" "$FLOOR_BIN"; do
   if [[ ! -x $bin ]]; then
     echo "run-benchmarks.sh: $bin is missing; build it first:" >&2
-    echo "  cmake --build $BUILD_DIR --target derp-relay derp-load derp-conns stun-load" >&2
+    echo "  cmake --build $BUILD_DIR --target derp-relay derp-load derp-conns stun-load" \
+      "forward-floor" >&2
     exit 2
   fi
 done
@@ -66,6 +68,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/derpkit-bench.XXXXXX")
 RESULTS=$WORK/results
 mkdir -p "$RESULTS"
 RELAY_PID=""
+RELAY_ID=""
 RELAY_SEQ=0
 
 stop_relay() {
@@ -145,6 +148,7 @@ start_relay() {
 
 # point ID TOOL ARGS...: runs one row (TOOL is derp-load, derp-conns or stun-load) with --json
 # and --relay-pid, keeps its JSON, stderr, exit status and command line for the report.
+# forward-floor runs no relay: it gets only --json, and its row's relay is "none".
 point() {
   local id=$1 tool=$2
   shift 2
@@ -153,15 +157,18 @@ point() {
     derp-load) bin=$LOAD_BIN ;;
     derp-conns) bin=$CONNS_BIN ;;
     stun-load) bin=$STUN_BIN ;;
+    forward-floor) bin=$FLOOR_BIN ;;
   esac
-  local cmd=("$tool" "$@" --relay-pid "$RELAY_PID" --json)
+  local relay_args=(--relay-pid "$RELAY_PID") relay_id=$RELAY_ID
+  if [[ $tool == forward-floor ]]; then relay_args=(); relay_id=none; fi
+  local cmd=("$tool" "$@" "${relay_args[@]}" --json)
   echo "   $id: ${cmd[*]}" >&2
   local rc=0
-  timeout 300 "$bin" "$@" --relay-pid "$RELAY_PID" --json \
+  timeout 300 "$bin" "$@" "${relay_args[@]}" --json \
     >"$RESULTS/$id.json" 2>"$RESULTS/$id.err" || rc=$?
   echo "$rc" >"$RESULTS/$id.rc"
   echo "$id" >>"$RESULTS/order"
-  echo "$RELAY_ID" >"$RESULTS/$id.relay"
+  echo "$relay_id" >"$RESULTS/$id.relay"
   # The command as a reader would type it: temporary paths and the pid made symbolic.
   local text="${cmd[*]}"
   text=${text//$WORK/\$TMP}
@@ -238,6 +245,19 @@ for workers in 1 2; do
     want "$id" || continue
     point "$id" derp-load --url "$RELAY_URL" "${TLS_ARGS[@]}" --tls-record-per-frame --pairs 10 \
       --size 1400 --rate-mbps "$rate" --duration "$D"
+  done
+done
+
+# The kernel's floor for the tlsrec rows' shape: the same pacing, one write per message of a
+# TLS row's wire size, forwarded unparsed and unencrypted by an epoll and an io_uring forwarder
+# (bench/forward_floor.cc). No relay runs meanwhile.
+for loop in epoll io_uring; do
+  for rate in 500 1000 2000; do
+    id=floor-$loop-$rate
+    want "$id" || continue
+    stop_relay
+    point "$id" forward-floor --loop "$loop" --pairs 10 --size 1400 --rate-mbps "$rate" \
+      --duration "$D"
   done
 done
 

@@ -283,14 +283,7 @@ int Main(int argc, char** argv) {
   app.add_flag("--bare", cfg.bare,
                "Send the 20-byte RFC 5389 request without attributes (derper ignores those).");
   app.add_flag("--json", cfg.json, "Print one JSON object instead of the table.");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp&) {
-    std::printf("%s", app.help().c_str());
-    return 0;
-  } catch (const CLI::ParseError& e) {
-    FailUsage(kTool, std::string(e.what()) + " (see --help)");
-  }
+  if (!ParseFlags(app, argc, argv, kTool)) return 0;
   cfg.duration = ParseDurationFlag(kTool, "duration", duration);
   cfg.warmup = ParseDurationFlag(kTool, "warmup", warmup);
   cfg.timeout = ParseDurationFlag(kTool, "timeout", timeout);

@@ -7,7 +7,7 @@ packages=(
   # toolchain
   build-essential cmake ninja-build pkg-config clang-14 libclang-rt-14-dev clang-format lld
   # libraries
-  libssl-dev libgnutls28-dev libsodium-dev libasio-dev libcpp-httplib-dev prometheus-cpp-dev libcli11-dev
+  libssl-dev libgnutls28-dev liburing-dev libsodium-dev libasio-dev libcpp-httplib-dev prometheus-cpp-dev libcli11-dev
   nlohmann-json3-dev libyaml-cpp-dev libgtest-dev libgmock-dev
   # real servers and clients used by the tests, and the tools their scripts call
   coturn stun-server stun-client prometheus prometheus-node-exporter curl openssl iproute2 nftables

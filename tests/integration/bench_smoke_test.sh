@@ -16,7 +16,8 @@ RELAY=$BUILD_DIR/relay/derp-relay
 LOAD=$BUILD_DIR/bench/derp-load
 CONNS=$BUILD_DIR/bench/derp-conns
 STUN=$BUILD_DIR/bench/stun-load
-for bin in "$RELAY" "$LOAD" "$CONNS" "$STUN"; do
+FLOOR=$BUILD_DIR/bench/forward-floor
+for bin in "$RELAY" "$LOAD" "$CONNS" "$STUN" "$FLOOR"; do
   [[ -x $bin ]] || { echo "bench_smoke: $bin is missing (build the bench targets)" >&2; exit 1; }
 done
 
@@ -157,6 +158,27 @@ run stun 0 "$STUN" --target "127.0.0.1:$PLAIN_STUN" --sockets 2 --duration 1s --
 expect stun '^answers/s +[0-9]+$'
 expect stun '^answers per responder CPU-second +[0-9]+$'
 
+# forward-floor needs no relay: both forwarders move what the sender wrote (everything a paced
+# 20 Mbit/s sender writes in 1 s arrives well within the window's edges). A kernel that refuses
+# io_uring (kernel.io_uring_disabled, a seccomp filter) must be named in one line, exit 1.
+run floor-epoll 0 "$FLOOR" --loop epoll --pairs 2 --rate-mbps 20 --duration 1s --warmup 200ms \
+  --json
+json_check floor-epoll 'd["loop"] == "epoll" and d["delivered_mbps"] > 10 and d["forwarder_cpu_seconds"] > 0 and d["mbit_per_forwarder_cpu_second"] > 0 and d["wire_bytes_per_packet"] == 1459'
+rc=0
+timeout 60 "$FLOOR" --loop io_uring --pairs 2 --rate-mbps 20 --duration 1s --warmup 200ms --json \
+  >"$WORK/floor-uring.out" 2>"$WORK/floor-uring.err" || rc=$?
+if [[ $rc -eq 0 ]]; then
+  json_check floor-uring 'd["loop"] == "io_uring" and d["delivered_mbps"] > 10 and d["forwarder_cpu_seconds"] > 0'
+else
+  [[ $rc -eq 1 ]] && grep -Eq '^forward-floor: io_uring_[a-z_]+ .*: ' "$WORK/floor-uring.err" ||
+    { cat "$WORK/floor-uring.err" >&2; fail "floor-uring: exit $rc without naming io_uring"; }
+  echo "bench_smoke: this kernel refuses io_uring: $(cat "$WORK/floor-uring.err")" >&2
+fi
+run floor-unpaced 0 "$FLOOR" --pairs 1 --rate-mbps 0 --duration 200ms --warmup 0s
+expect floor-unpaced '^offered +unpaced$'
+run floor-bad 2 "$FLOOR" --loop select
+expect floor-bad 'forward-floor: --loop: select not in' err
+
 # Our own open-file limit: asked for more than it allows, derp-conns says so and opens fewer.
 run conns-limit 0 bash -c 'ulimit -n 120 && exec "$@"' _ "$CONNS" --url "$PLAIN_URL" --count 500 \
   --settle 0s --hold 0s
@@ -207,7 +229,7 @@ kill -0 "$PID" 2>/dev/null || { cat "$WORK/small.log" >&2; fail "relay-limit: th
 # The report script, on a few rows: a paced row with --workers 1 and 2 (for the comparison), a
 # bursty row and STUN. (The backquotes below are Markdown, not command substitution.)
 run report 0 bash "$REPO/bench/run-benchmarks.sh" "$BUILD_DIR" --seconds 1 \
-  --only 'tput-plain-w1-1000 tput-plain-w2-1000 bursty-plain-w1-1000 stun' \
+  --only 'tput-plain-w1-1000 tput-plain-w2-1000 bursty-plain-w1-1000 stun floor-epoll-500' \
   --out "$WORK/BENCHMARKS.md"
 # shellcheck disable=SC2016
 grep -Eq '^\| `tput-plain-w1-1000` \| plain \| 1 \| 1,000 \| [0-9,]+ \|.* \| loss < 0\.1%; delivered >= 99% of offered.* \| (yes|\*\*no\*\*: .*) \|$' \
@@ -220,6 +242,9 @@ grep -Eq '^\| `bursty-plain-w1-1000` \| plain \| 1 \| 1,000 \| [0-9,]+ \|.* \| l
 # shellcheck disable=SC2016
 grep -Eq '^\| `tput-plain-w1-1000` → `tput-plain-w2-1000` \| [0-9.]+ \| [0-9.]+ \| .* \| (yes|\*\*no\*\*: .*) \|$' \
   "$WORK/BENCHMARKS.md" || { cat "$WORK/BENCHMARKS.md" >&2; fail "report: no --workers comparison"; }
+# shellcheck disable=SC2016
+grep -Eq '^\| `floor-epoll-500` \| epoll \| 500 \| [0-9,]+ \|' "$WORK/BENCHMARKS.md" ||
+  { cat "$WORK/BENCHMARKS.md" >&2; fail "report: no forward-floor row"; }
 grep -q '^## Summary: issue #11' "$WORK/BENCHMARKS.md" || fail "report: no summary"
 expect report '^Issue #11 rows'
 grep -q '^## Commands' "$WORK/BENCHMARKS.md" || fail "report: no commands"
