@@ -39,7 +39,9 @@ for round in $(seq "$ROUNDS"); do
       relay=$OLD_RELAY
     fi
     bash "$HERE/run-benchmarks.sh" "$build" --relay "$relay" --only "$ROWS" \
-      --out "$WORK/$side-$round.md" --results "$WORK/$side-$round" >/dev/null 2>&1
+      --out "$WORK/$side-$round.md" --results "$WORK/$side-$round" >/dev/null \
+      2>"$WORK/$side-$round.log" ||
+      { tail -5 "$WORK/$side-$round.log" >&2; echo "ab-relays.sh: $side round $round failed" >&2; exit 1; }
   done
 done
 

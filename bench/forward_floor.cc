@@ -240,7 +240,9 @@ void ForwardWithIoUring(const Sockets& s, Counters& c) {
   ::io_uring_buf_ring_advance(buffer_ring, kBuffers);
 
   // A receive's user_data is its pair; a send's is kSendTag | its buffer id, and what the send
-  // still owes is kept per buffer (one send in flight per buffer).
+  // still owes is kept per buffer (one send in flight per buffer). A short send's remainder may
+  // leave after the pair's next buffer: the receiver counts bytes and never reads them, so the
+  // floor does not keep a per-pair queue that a relay would need.
   constexpr std::uint64_t kSendTag = std::uint64_t{1} << 63;
   struct Sending {
     std::size_t pair = 0;
