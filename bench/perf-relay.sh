@@ -20,16 +20,8 @@ RATE=$3
 shift 3
 [[ $MODE == plain || $MODE == tls ]] || { echo "perf-relay.sh: mode is plain or tls" >&2; exit 2; }
 command -v perf >/dev/null || { echo "perf-relay.sh: perf is not installed" >&2; exit 2; }
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/derpkit-perf.XXXXXX")
-RELAY_PID=""
-LOAD_PID=""
-cleanup() {
-  [[ -n $LOAD_PID ]] && kill "$LOAD_PID" 2>/dev/null || true
-  [[ -n $RELAY_PID ]] && kill "$RELAY_PID" 2>/dev/null || true
-  wait 2>/dev/null || true
-  [[ -n ${KEEP_PERF:-} ]] && cp "$WORK/perf.data" "$KEEP_PERF" 2>/dev/null; rm -rf "$WORK"
-}
-trap cleanup EXIT
+keep_results() { [[ -n ${KEEP_PERF:-} ]] && cp "$WORK/perf.data" "$KEEP_PERF" 2>/dev/null || true; }
+relay_work perf
 
 start_relay "$BUILD_DIR/relay/derp-relay" "$MODE" "${WORKERS:-1}" "$WORK" || exit 1
 "$BUILD_DIR/bench/derp-load" --url "$RELAY_URL" "${RELAY_CLIENT[@]}" --pairs 10 --size 1400 \

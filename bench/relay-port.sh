@@ -1,5 +1,22 @@
 # Sourced by the bench scripts that start a derp-relay of their own (perf-relay.sh,
-# watch-shards.sh, idle-cpu.sh).
+# syscalls-relay.sh, watch-shards.sh, idle-cpu.sh).
+
+# relay_work NAME: makes WORK, a temporary directory, sets RELAY_PID and LOAD_PID empty, and on
+# exit kills both, calls the script's keep_results function if it has one, and removes WORK.
+relay_work() {
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/derpkit-$1.XXXXXX")
+  RELAY_PID=""
+  LOAD_PID=""
+  trap relay_work_cleanup EXIT
+}
+relay_work_cleanup() {
+  [[ -n $LOAD_PID ]] && kill "$LOAD_PID" 2>/dev/null || true
+  [[ -n $RELAY_PID ]] && kill "$RELAY_PID" 2>/dev/null || true
+  wait 2>/dev/null || true
+  if declare -F keep_results >/dev/null; then keep_results; fi
+  rm -rf "$WORK"
+}
+
 # relay_port LOG: prints the DERP port the relay logged in LOG ("DERP on http(s)://HOST:PORT/derp"),
 # waiting up to 10 s for the line; prints nothing when it never came.
 relay_port() {

@@ -25,16 +25,7 @@ shift 5
 [[ $SECS =~ ^[0-9]+$ && $STEP =~ ^[0-9]+$ && $STEP -ge 1 && $SECS -ge $STEP && $SECS -le 3600 ]] ||
   { echo "watch-shards.sh: SECONDS 1..3600, STEP 1..SECONDS" >&2; exit 2; }
 RELAY_BIN=${RELAY:-$BUILD_DIR/relay/derp-relay}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/derpkit-watch.XXXXXX")
-RELAY_PID=""
-LOAD_PID=""
-cleanup() {
-  [[ -n $LOAD_PID ]] && kill "$LOAD_PID" 2>/dev/null || true
-  [[ -n $RELAY_PID ]] && kill "$RELAY_PID" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+relay_work watch
 
 # shellcheck disable=SC2086 # RELAY_ARGS is a list of flags, split on purpose
 start_relay "$RELAY_BIN" "$MODE" 2 "$WORK" ${RELAY_ARGS:-} || exit 1

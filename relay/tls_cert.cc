@@ -159,17 +159,7 @@ int SelectAlpn(SSL* ssl, const unsigned char** out, unsigned char* out_size,
                const unsigned char* in, unsigned int in_size, void*) {
   const std::string_view want =
       SSL_get_ex_data(ssl, AcmeMarkIndex()) != nullptr ? kAcmeTls1 : kHttp11;
-  for (unsigned int i = 0; i < in_size;) {
-    const unsigned int size = in[i];
-    if (i + 1 + size > in_size) break;
-    const std::string_view proto(reinterpret_cast<const char*>(in + i + 1), size);
-    if (proto == want) {
-      *out = in + i + 1;
-      *out_size = static_cast<unsigned char>(size);
-      return SSL_TLSEXT_ERR_OK;
-    }
-    i += 1 + size;
-  }
+  if (net::FindAlpnProtocol(in, in_size, want, out, out_size)) return SSL_TLSEXT_ERR_OK;
   // RFC 8737 §3: a validation handshake that did not get acme-tls/1 must fail.
   return want == kAcmeTls1 ? SSL_TLSEXT_ERR_ALERT_FATAL : SSL_TLSEXT_ERR_NOACK;
 }
@@ -276,13 +266,8 @@ Expected<std::shared_ptr<asio::ssl::context>, std::string> BuildServerContext(
   auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
   SSL_CTX* handle = ctx->native_handle();
   ERR_clear_error();
-  if (SSL_CTX_set_min_proto_version(handle, TLS1_2_VERSION) != 1) {
-    return Unexpected("TLS server: cannot set TLS 1.2 as the minimum version: " + OpenSslReason());
-  }
-  SSL_CTX_set_options(handle, SSL_OP_NO_RENEGOTIATION);
-  SSL_CTX_set_mode(handle, SSL_MODE_RELEASE_BUFFERS);
-  if (!net::PreferCipherSuitesAsGo(handle)) {
-    return Unexpected("TLS server: cannot set the cipher suites: " + OpenSslReason());
+  if (auto failed = net::ApplyServerPolicy(handle)) {
+    return Unexpected(*failed + ": " + OpenSslReason());
   }
   if (cert != nullptr && !cert->chain.empty()) {
     if (SSL_CTX_use_certificate(handle, cert->chain.front().get()) != 1 ||

@@ -178,19 +178,29 @@ int CertVerifyCallback(X509_STORE_CTX* store, void*) {
 // rather than an alert: DERP clients send none, and a browser offering only h2 still speaks 1.1.
 int SelectAlpn(SSL*, const unsigned char** out, unsigned char* out_size, const unsigned char* in,
                unsigned int in_size, void*) {
+  return FindAlpnProtocol(in, in_size, kHttp11, out, out_size) ? SSL_TLSEXT_ERR_OK
+                                                               : SSL_TLSEXT_ERR_NOACK;
+}
+
+}  // namespace
+
+bool FindAlpnProtocol(const unsigned char* in, unsigned int in_size, std::string_view want,
+                      const unsigned char** out, unsigned char* out_size) {
   for (unsigned int i = 0; i < in_size;) {
     const unsigned int size = in[i];
     if (i + 1 + size > in_size) break;
     const std::string_view proto(reinterpret_cast<const char*>(in + i + 1), size);
-    if (proto == kHttp11) {
+    if (proto == want) {
       *out = in + i + 1;
       *out_size = static_cast<unsigned char>(size);
-      return SSL_TLSEXT_ERR_OK;
+      return true;
     }
     i += 1 + size;
   }
-  return SSL_TLSEXT_ERR_NOACK;
+  return false;
 }
+
+namespace {
 
 std::optional<MetaCertInfo> ParseMetaCert(X509* cert) {
   const std::string cn = internal::SubjectCommonName(cert);
@@ -256,6 +266,9 @@ std::vector<unsigned char> MakeMetaCertDer(const RawKey& server_key) {
   return der;
 }
 
+namespace {
+
+// Go's crypto/tls order, not the client's (ApplyServerPolicy in tls.h says why).
 bool PreferCipherSuitesAsGo(SSL_CTX* ctx) {
   // crypto/tls defaultCipherSuitesTLS13 and the head of cipherSuitesPreferenceOrder (TLS 1.2); for
   // a client that prefers ChaCha20-Poly1305, Go switches to its no-AES orders, which
@@ -274,16 +287,23 @@ bool PreferCipherSuitesAsGo(SSL_CTX* ctx) {
   return true;
 }
 
+}  // namespace
+
+std::optional<std::string> ApplyServerPolicy(SSL_CTX* ctx) {
+  if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
+    return "TLS server: cannot set TLS 1.2 as the minimum version";
+  }
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  if (!PreferCipherSuitesAsGo(ctx)) return "TLS server: cannot set the cipher suites";
+  return std::nullopt;
+}
+
 std::unique_ptr<asio::ssl::context> MakeServerContext(const TlsServerOptions& options) {
   auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
   SSL_CTX* handle = ctx->native_handle();
   ERR_clear_error();
-  if (SSL_CTX_set_min_proto_version(handle, TLS1_2_VERSION) != 1) {
-    FailOpenSsl("TLS server: cannot set TLS 1.2 as the minimum version");
-  }
-  SSL_CTX_set_options(handle, SSL_OP_NO_RENEGOTIATION);
-  SSL_CTX_set_mode(handle, SSL_MODE_RELEASE_BUFFERS);
-  if (!PreferCipherSuitesAsGo(handle)) FailOpenSsl("TLS server: cannot set the cipher suites");
+  if (auto failed = ApplyServerPolicy(handle)) FailOpenSsl(*failed);
 
   const CertFiles& files = options.files;
   if (SSL_CTX_use_certificate_chain_file(handle, files.cert_file.c_str()) != 1) {

@@ -66,13 +66,20 @@ struct TlsServerOptions {
 // std::runtime_error naming the file when the cert or key can't be loaded or don't match.
 std::unique_ptr<asio::ssl::context> MakeServerContext(const TlsServerOptions& options);
 
-// Makes a server pick cipher suites as derper (Go's crypto/tls) does: its own order, not the
-// client's. TLS 1.3: AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305; TLS 1.2: ECDHE with AES-128-GCM,
-// AES-256-GCM, ChaCha20-Poly1305, then OpenSSL's defaults. A client that lists ChaCha20-Poly1305
-// first (one without AES hardware) gets that. OpenSSL alone follows the client's order, so an
-// OpenSSL client (curl, derp-load) would get AES-256-GCM, which costs the relay 7-18% more per
-// record. False if OpenSSL refuses a list (it never should).
-bool PreferCipherSuitesAsGo(SSL_CTX* ctx);
+// What every server context of ours shares (net::MakeServerContext and the relay's
+// BuildServerContext): TLS 1.2 minimum, no renegotiation, SSL_MODE_RELEASE_BUFFERS so idle
+// connections stay small, and cipher suites picked as derper (Go's crypto/tls) picks them: its
+// own order, not the client's. TLS 1.3: AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305; TLS 1.2:
+// ECDHE with AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305, then OpenSSL's defaults. A client that
+// lists ChaCha20-Poly1305 first (one without AES hardware) gets that. OpenSSL alone follows the
+// client's order, so an OpenSSL client (curl, derp-load) would get AES-256-GCM, which costs the
+// relay 7-18% more per record. Returns what failed (the caller adds OpenSSL's reason), or nothing.
+std::optional<std::string> ApplyServerPolicy(SSL_CTX* ctx);
+
+// For an ALPN select callback: finds `want` in the client's protocol list (`in`, `in_size` as
+// OpenSSL passes them) and points out/out_size at it. False when absent or the list is malformed.
+bool FindAlpnProtocol(const unsigned char* in, unsigned int in_size, std::string_view want,
+                      const unsigned char** out, unsigned char* out_size);
 
 struct TlsClientOptions {
   // The dialled host: sent as SNI when it is a DNS name (never for an IP literal, RFC 6066), and
