@@ -22,8 +22,6 @@ namespace {
 // for a larger one. Thousands of connections may be handshaking at once.
 constexpr std::size_t kInitialReadBuffer = 1024;
 constexpr std::size_t kBusyReadBuffer = 32 * 1024;
-// A receiver whose write has taken nothing for this long is not draining: it pauses nobody.
-constexpr auto kStalledWriteAfter = std::chrono::milliseconds(200);
 // How often a long write asks the kernel whether the client is taking bytes (WriteIdleFor).
 constexpr auto kProgressCheckEvery = std::chrono::milliseconds(50);
 // A sender held this long reads one chunk and waits again (WaitWhilePaused).
@@ -766,7 +764,7 @@ bool ClientConn::WriteIdleFor(Clock::time_point now, Clock::duration limit) {
 }
 
 bool ClientConn::WriteStalled(Clock::time_point now) {
-  return WriteIdleFor(now, kStalledWriteAfter);
+  return WriteIdleFor(now, shard_->server().config().stalled_write_after);
 }
 
 bool ClientConn::WriteOverdue(Clock::time_point now) {

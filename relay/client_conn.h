@@ -20,10 +20,10 @@
 // mailbox between shards), so one receiver draining does not release a sender another still
 // holds. A sender held for kMaxPause reads one chunk and waits again: a hold that outlives its
 // reason costs throughput, never packets. A receiver whose write has been stuck for
-// kStalledWriteAfter (it takes nothing) releases its holds and pauses nobody: its queue runs up to
-// the limit and then drops its oldest packets (derper's queue_head), so a client that does not
-// read only loses its own packets. Disco packets never pause anyone; their queue is
-// --send-queue-depth packets.
+// RelayConfig::stalled_write_after, 200 ms (it takes nothing), releases its holds and pauses
+// nobody: its queue runs up to the limit and then drops its oldest packets (derper's queue_head),
+// so a client that does not read only loses its own packets. Disco packets never pause anyone;
+// their queue is --send-queue-depth packets.
 //
 // Moving (with --workers above 1): a packet between connections on two shards costs a hand-over
 // and a wake-up of the other thread, so a connection that sends (or receives) three quarters of
@@ -133,7 +133,8 @@ class ClientConn {
   // any hold is left (one chunk per kMaxPause gets through).
   void PauseReading();
   void ResumeReading();
-  // A receiver that takes nothing (its write stuck for kStalledWriteAfter) lets its senders go.
+  // A receiver that takes nothing (its write stuck for RelayConfig::stalled_write_after) lets its
+  // senders go.
   void ReleaseSendersIfStalled(std::chrono::steady_clock::time_point now);
   void QueuePeerGone(const derp::PublicKey& peer, derp::PeerGoneReason reason);
   // Tells this watcher (a mesh peer) that a key connected here.
@@ -234,7 +235,7 @@ class ClientConn {
   std::size_t QueuedBytes() const {
     return data_queue_.bytes() + (batch_ != nullptr ? batch_->payload_bytes : 0);
   }
-  // True when the write in flight has taken nothing for kStalledWriteAfter.
+  // True when the write in flight has taken nothing for RelayConfig::stalled_write_after.
   bool WriteStalled(std::chrono::steady_clock::time_point now);
   // True when a write is in flight and the client has acknowledged none of our bytes for about
   // `limit` (up to kProgressCheckEvery more). A write that is merely long (a big batch to a slow

@@ -73,8 +73,11 @@ struct RelayConfig {
   int send_queue_depth = 32;
   // Per-client queue of other packets, in payload bytes. Senders to a client with more than a
   // quarter of this queued stop being read until it is below a sixteenth (back-pressure); only
-  // a client that takes nothing for kStalledWriteAfter loses its oldest packets past the limit.
+  // a client that takes nothing for stalled_write_after loses its oldest packets past the limit.
   std::int64_t send_queue_bytes = 512 * 1024;
+  // A receiver whose write has taken nothing for this long is not draining: it releases the
+  // senders it paused and pauses nobody. Tests that starve a slow reader of CPU lengthen it.
+  std::chrono::milliseconds stalled_write_after{200};
   // --mesh-with: the other relays of this region ("host", "host:port", "host/dialhost" or a
   // URL). This relay's own name may be listed; a link that reaches this relay is dropped.
   std::vector<std::string> mesh_with;

@@ -254,6 +254,11 @@ void RunSlowReader(const SlowReader& how) {
   TestRelay relay{TestRelayOptions{false, how.workers, false, [&](relay::RelayConfig& c) {
                                      c.tcp_write_timeout = how.write_timeout;
                                      c.send_queue_bytes = how.send_queue_bytes;
+                                     // These readers are slow, never stuck: a reader starved of
+                                     // CPU for 200 ms (ASan beside other tests, on a VM in a
+                                     // slow phase) once counted as stuck here, released its
+                                     // sender and lost its queue's head.
+                                     c.stalled_write_after = 3s;
                                    }}};
   asio::io_context io;
   auto opts = relay.ClientOptionsFor();
