@@ -13,6 +13,7 @@
 
 #include "lib/net/key_file.h"
 #include "lib/net/log.h"
+#include "lib/net/record_aead.h"
 #include "lib/net/socket_options.h"
 #include "lib/util/duration.h"
 #include "lib/util/go_flags.h"
@@ -280,6 +281,10 @@ int main(int argc, char** argv) {
     if (!server.cert_sha256().empty()) {
       LOG_INFO("derp-relay: certificate for %s, CertName sha256-raw:%s", config.hostname.c_str(),
                server.cert_sha256().c_str());
+    }
+    if (config.tls) {
+      LOG_INFO("derp-relay: TLS 1.3 AES-GCM records sealed and opened by %s",
+               derpkit::net::DefaultGcmLibraryName().c_str());
     }
     if (server.http_port() != 0) LOG_INFO("derp-relay: plain HTTP on port %u", server.http_port());
     if (server.debug_port() != 0) LOG_INFO("derp-relay: /debug/ on port %u", server.debug_port());

@@ -16,6 +16,9 @@ packages=(
   # ACME test CA (pebble, pebble-challtestsrv) for derp-relay --certmode letsencrypt
   pebble
 )
+# Intel's ipsec-mb seals and opens the relay's AES-GCM TLS records (lib/net/record_aead.h); Debian
+# builds it for amd64 only, and elsewhere GnuTLS does that work.
+if [ "$(dpkg --print-architecture)" = amd64 ]; then packages+=(libipsec-mb-dev); fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -10,12 +10,67 @@
 
 #include <array>
 #include <cstring>
+#include <memory>
+#include <optional>
+
+#ifdef DERPKIT_HAVE_IPSEC_MB
+#include <intel-ipsec-mb.h>
+#endif
 
 namespace derpkit::net {
 
 namespace {
 
 thread_local std::uint64_t key_schedules_on_this_thread = 0;
+thread_local std::optional<GcmLibrary> gcm_library_on_this_thread;
+
+#ifdef DERPKIT_HAVE_IPSEC_MB
+// ipsec-mb's manager: a table of function pointers for this CPU's best code, made once. The GCM
+// calls only read it, so every thread shares it. Null when the CPU has no AES-NI (ipsec-mb would
+// fall back to AES in software there; GnuTLS is no slower) or the library fails to start.
+struct IpsecMb {
+  IMB_MGR* mgr = nullptr;
+  IMB_ARCH arch = IMB_ARCH_NONE;
+};
+const IpsecMb& Ipsec() {
+  static const IpsecMb ipsec = [] {
+    IpsecMb made;
+    made.mgr = alloc_mb_mgr(0);
+    if (made.mgr == nullptr) return made;
+    init_mb_mgr_auto(made.mgr, &made.arch);
+    if (imb_get_errno(made.mgr) != 0 || made.arch < IMB_ARCH_SSE) {
+      free_mb_mgr(made.mgr);
+      made.mgr = nullptr;
+    }
+    return made;
+  }();
+  return ipsec;
+}
+const char* IpsecArchName(IMB_ARCH arch) {
+  switch (arch) {
+    case IMB_ARCH_SSE:
+      return "SSE";
+    case IMB_ARCH_AVX:
+      return "AVX";
+    case IMB_ARCH_AVX2:
+      return "AVX2";
+    case IMB_ARCH_AVX512:
+      return "AVX-512";
+    default:
+      return "no AES-NI";
+  }
+}
+// One key's expanded AES key and GHASH powers (~1 KB), on the alignment ipsec-mb's vector code
+// loads them with.
+struct alignas(64) IpsecGcmKey {
+  gcm_key_data data;
+};
+#endif
+
+GcmLibrary GcmLibraryOnThisThread() {
+  if (!gcm_library_on_this_thread) gcm_library_on_this_thread = DefaultGcmLibrary();
+  return *gcm_library_on_this_thread;
+}
 
 gnutls_cipher_algorithm_t GcmAlgorithm(Tls13Suite suite) {
   return suite == Tls13Suite::kAes256GcmSha384 ? GNUTLS_CIPHER_AES_256_GCM
@@ -29,24 +84,45 @@ const EVP_CIPHER* Chacha() {
   return cipher;
 }
 
-// One key's cipher state: a GnuTLS handle (AES-GCM) or an EVP context for one direction
-// (ChaCha20-Poly1305), never both.
+// One key's cipher state, exactly one of: ipsec-mb's key data or a GnuTLS handle (AES-GCM), or
+// an EVP context for one direction (ChaCha20-Poly1305).
 struct Entry {
+#ifdef DERPKIT_HAVE_IPSEC_MB
+  std::unique_ptr<IpsecGcmKey> ipsec;
+#endif
   gnutls_aead_cipher_hd_t gcm = nullptr;
   EVP_CIPHER_CTX* chacha = nullptr;
   Tls13Suite suite = Tls13Suite::kAes128GcmSha256;
+  GcmLibrary library = GcmLibrary::kGnutls;  // for AES-GCM: which of the first two
   std::uint64_t last_used = 0;
   std::array<std::uint8_t, 32> key{};
 
-  bool loaded() const { return gcm != nullptr || chacha != nullptr; }
+  bool loaded() const { return gcm != nullptr || chacha != nullptr || has_ipsec(); }
+  bool has_ipsec() const {
+#ifdef DERPKIT_HAVE_IPSEC_MB
+    return ipsec != nullptr;
+#else
+    return false;
+#endif
+  }
+  // Whether this entry serves `keys` under the library this thread uses for AES-GCM.
+  bool Serves(const TrafficKeys& keys, GcmLibrary gcm_library) const {
+    return loaded() && suite == keys.suite &&
+           (suite == Tls13Suite::kChacha20Poly1305Sha256 || library == gcm_library) &&
+           std::memcmp(key.data(), keys.key.data(), Tls13KeyBytes(suite)) == 0;
+  }
   void Drop() {
+#ifdef DERPKIT_HAVE_IPSEC_MB
+    if (ipsec != nullptr) OPENSSL_cleanse(&ipsec->data, sizeof ipsec->data);
+    ipsec.reset();
+#endif
     if (gcm != nullptr) gnutls_aead_cipher_deinit(gcm);
     EVP_CIPHER_CTX_free(chacha);
     gcm = nullptr;
     chacha = nullptr;
     OPENSSL_cleanse(key.data(), key.size());
   }
-  bool Load(const TrafficKeys& keys, int encrypt) {
+  bool Load(const TrafficKeys& keys, int encrypt, GcmLibrary gcm_library) {
     const std::size_t key_bytes = Tls13KeyBytes(keys.suite);
     if (keys.suite == Tls13Suite::kChacha20Poly1305Sha256) {
       chacha = EVP_CIPHER_CTX_new();
@@ -55,6 +131,16 @@ struct Entry {
         Drop();
         return false;
       }
+    } else if (gcm_library == GcmLibrary::kIpsecMb) {
+#ifdef DERPKIT_HAVE_IPSEC_MB
+      const IMB_MGR* mgr = Ipsec().mgr;
+      if (mgr == nullptr) return false;
+      ipsec = std::make_unique<IpsecGcmKey>();
+      (keys.suite == Tls13Suite::kAes256GcmSha384 ? mgr->gcm256_pre : mgr->gcm128_pre)(
+          keys.key.data(), &ipsec->data);
+#else
+      return false;
+#endif
     } else {
       gnutls_datum_t datum{const_cast<unsigned char*>(keys.key.data()),
                            static_cast<unsigned int>(key_bytes)};
@@ -64,6 +150,7 @@ struct Entry {
       }
     }
     suite = keys.suite;
+    library = gcm_library;
     std::memcpy(key.data(), keys.key.data(), key_bytes);
     return true;
   }
@@ -96,15 +183,14 @@ class AeadCache {
   // The entry for `keys`, loaded (one key schedule) if none holds that key; nullptr if the
   // library refuses the key.
   Entry* For(const TrafficKeys& keys) {
-    const std::size_t key_bytes = Tls13KeyBytes(keys.suite);
+    const GcmLibrary gcm_library = GcmLibraryOnThisThread();
     std::uint64_t index_bits = 0;
     std::memcpy(&index_bits, keys.key.data(), sizeof index_bits);
     auto& set = sets_[index_bits % kSets];
     ++clock_;
     Entry* victim = &set[0];
     for (Entry& e : set) {
-      if (e.loaded() && e.suite == keys.suite &&
-          std::memcmp(e.key.data(), keys.key.data(), key_bytes) == 0) {
+      if (e.Serves(keys, gcm_library)) {
         e.last_used = clock_;
         return &e;
       }
@@ -112,7 +198,7 @@ class AeadCache {
     }
     victim->Drop();  // the least recently used (or never used) entry of the set
     ++key_schedules_on_this_thread;
-    if (!victim->Load(keys, encrypt_)) return nullptr;
+    if (!victim->Load(keys, encrypt_, gcm_library)) return nullptr;
     victim->last_used = clock_;
     return victim;
   }
@@ -172,6 +258,16 @@ AeadOutcome SealRecordBody(const TrafficKeys& keys, std::span<const std::uint8_t
     e->Drop();  // an EVP context's state after a failed call is unknown: make it afresh
     return AeadOutcome::kFailed;
   }
+#ifdef DERPKIT_HAVE_IPSEC_MB
+  if (e->ipsec != nullptr) {
+    const IMB_MGR* mgr = Ipsec().mgr;
+    gcm_context_data ctx;
+    (keys.suite == Tls13Suite::kAes256GcmSha384 ? mgr->gcm256_enc : mgr->gcm128_enc)(
+        &e->ipsec->data, &ctx, body, body, bytes, nonce.data(),
+        reinterpret_cast<const std::uint8_t*>(header.data()), header.size(), tag, kRecordTagBytes);
+    return AeadOutcome::kOk;
+  }
+#endif
   giovec_t aad{header.data(), header.size()};
   giovec_t data{body, bytes};
   std::size_t tag_bytes = kRecordTagBytes;
@@ -192,6 +288,21 @@ AeadOutcome OpenRecordBody(const TrafficKeys& keys, std::span<const std::uint8_t
     if (outcome == AeadOutcome::kFailed) e->Drop();
     return outcome;
   }
+#ifdef DERPKIT_HAVE_IPSEC_MB
+  if (e->ipsec != nullptr) {
+    // ipsec-mb decrypts and returns the tag it computed; the comparison is ours, in constant
+    // time.
+    const IMB_MGR* mgr = Ipsec().mgr;
+    gcm_context_data ctx;
+    std::array<std::uint8_t, kRecordTagBytes> computed;
+    (keys.suite == Tls13Suite::kAes256GcmSha384 ? mgr->gcm256_dec : mgr->gcm128_dec)(
+        &e->ipsec->data, &ctx, body, body, bytes, nonce.data(),
+        reinterpret_cast<const std::uint8_t*>(header.data()), header.size(), computed.data(),
+        computed.size());
+    return CRYPTO_memcmp(computed.data(), tag, computed.size()) == 0 ? AeadOutcome::kOk
+                                                                     : AeadOutcome::kBadTag;
+  }
+#endif
   giovec_t aad{header.data(), header.size()};
   giovec_t data{body, bytes};
   const int opened =
@@ -202,5 +313,32 @@ AeadOutcome OpenRecordBody(const TrafficKeys& keys, std::span<const std::uint8_t
 }
 
 std::uint64_t AeadKeySchedulesOnThisThread() { return key_schedules_on_this_thread; }
+
+GcmLibrary DefaultGcmLibrary() {
+#ifdef DERPKIT_HAVE_IPSEC_MB
+  if (Ipsec().mgr != nullptr) return GcmLibrary::kIpsecMb;
+#endif
+  return GcmLibrary::kGnutls;
+}
+
+bool UseGcmLibraryOnThisThread(GcmLibrary library) {
+#ifdef DERPKIT_HAVE_IPSEC_MB
+  if (library == GcmLibrary::kIpsecMb && Ipsec().mgr == nullptr) return false;
+#else
+  if (library == GcmLibrary::kIpsecMb) return false;
+#endif
+  gcm_library_on_this_thread = library;
+  return true;
+}
+
+std::string DefaultGcmLibraryName() {
+#ifdef DERPKIT_HAVE_IPSEC_MB
+  if (DefaultGcmLibrary() == GcmLibrary::kIpsecMb) {
+    return std::string("intel-ipsec-mb ") + imb_get_version_str() + " (" +
+           IpsecArchName(Ipsec().arch) + " code)";
+  }
+#endif
+  return std::string("GnuTLS ") + gnutls_check_version(nullptr);
+}
 
 }  // namespace derpkit::net

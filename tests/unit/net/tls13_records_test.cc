@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <vector>
 
 #include "lib/net/record_aead.h"
@@ -236,6 +237,79 @@ TEST(Tls13Records, EverySuiteRoundTripsAcrossKeyUpdates) {
   EXPECT_EQ(Tls13SuiteFromId(0x1301), Tls13Suite::kAes128GcmSha256);
   EXPECT_EQ(Tls13SuiteFromId(0x1303), Tls13Suite::kChacha20Poly1305Sha256);
   EXPECT_FALSE(Tls13SuiteFromId(0x1304).has_value());  // TLS_AES_128_CCM_SHA256: not ours
+}
+
+// The AES-GCM libraries (record_aead.h) against each other and against RFC 8448: each seals the
+// RFC's record byte for byte, each opens what the other sealed at every size class (empty, under
+// one block, block edges, one DERP frame, a full record), and each rejects a flipped bit anywhere
+// in the ciphertext or tag. Where ipsec-mb is not built in (or the CPU has no AES-NI) only GnuTLS
+// runs, and the test says so.
+TEST(Tls13Records, AesGcmLibrariesAgree) {
+  std::vector<GcmLibrary> libraries = {GcmLibrary::kGnutls};
+  if (UseGcmLibraryOnThisThread(GcmLibrary::kIpsecMb)) {
+    libraries.push_back(GcmLibrary::kIpsecMb);
+  } else {
+    std::printf("note: ipsec-mb not available here; GnuTLS only\n");
+  }
+  const GcmLibrary default_library = DefaultGcmLibrary();
+  for (const GcmLibrary library : libraries) {
+    SCOPED_TRACE(library == GcmLibrary::kIpsecMb ? "ipsec-mb" : "GnuTLS");
+    ASSERT_TRUE(UseGcmLibraryOnThisThread(library));
+    const Bytes payload = Payload50();
+    TrafficKeys client = Keys(Tls13Suite::kAes128GcmSha256, kClientApSecret);
+    Bytes record = RecordRoom(payload);
+    ASSERT_TRUE(SealRecord(client, ContentType::kApplicationData, record, payload.size()));
+    EXPECT_EQ(HexEncode(record), kClientRecord);
+    TrafficKeys server = Keys(Tls13Suite::kAes128GcmSha256, kServerApSecret);
+    server.seq = 1;
+    record = BytesFromHex(kServerRecord);
+    ASSERT_TRUE(OpenRecord(server, record).has_value());
+    EXPECT_TRUE(std::equal(payload.begin(), payload.end(), record.begin() + kRecordHeaderBytes));
+  }
+  for (const Tls13Suite suite : {Tls13Suite::kAes128GcmSha256, Tls13Suite::kAes256GcmSha384}) {
+    SCOPED_TRACE(Tls13SuiteName(suite));
+    const std::vector<std::uint8_t> secret(Tls13SecretBytes(suite), 0x3c);
+    for (const GcmLibrary sealer : libraries) {
+      for (const GcmLibrary opener : libraries) {
+        SCOPED_TRACE(testing::Message() << "sealer " << static_cast<int>(sealer) << ", opener "
+                                        << static_cast<int>(opener));
+        auto made = MakeTrafficKeys(suite, secret);
+        ASSERT_TRUE(made.has_value()) << made.error();
+        TrafficKeys writer = *made;
+        TrafficKeys reader = *made;
+        for (const std::size_t size :
+             {std::size_t{0}, std::size_t{1}, std::size_t{14}, std::size_t{15}, std::size_t{16},
+              std::size_t{17}, std::size_t{63}, std::size_t{64}, std::size_t{255},
+              std::size_t{1400}, std::size_t{4097}, kMaxRecordPlaintextBytes}) {
+          SCOPED_TRACE(size);
+          Bytes plaintext(size);
+          for (std::size_t i = 0; i < size; ++i) plaintext[i] = static_cast<std::byte>(i * 13 + 5);
+          Bytes record = RecordRoom(plaintext);
+          ASSERT_TRUE(UseGcmLibraryOnThisThread(sealer));
+          ASSERT_TRUE(SealRecord(writer, ContentType::kApplicationData, record, size));
+          ASSERT_TRUE(UseGcmLibraryOnThisThread(opener));
+          // A flipped bit in the first ciphertext byte, the last, or the tag: rejected, and the
+          // sequence number stays.
+          for (const std::size_t flip :
+               {kRecordHeaderBytes, record.size() - kRecordTagBytes - 1, record.size() - 1}) {
+            Bytes tampered = record;
+            tampered[flip] ^= std::byte{0x80};
+            TrafficKeys probe = reader;
+            auto opened = OpenRecord(probe, tampered);
+            ASSERT_FALSE(opened.has_value());
+            EXPECT_EQ(opened.error(), RecordError::kBadRecordMac);
+            EXPECT_EQ(probe.seq, reader.seq);
+          }
+          auto opened = OpenRecord(reader, record);
+          ASSERT_TRUE(opened.has_value()) << RecordErrorText(opened.error());
+          ASSERT_EQ(opened->plaintext_bytes, size);
+          EXPECT_TRUE(
+              std::equal(plaintext.begin(), plaintext.end(), record.begin() + kRecordHeaderBytes));
+        }
+      }
+    }
+  }
+  ASSERT_TRUE(UseGcmLibraryOnThisThread(default_library));
 }
 
 }  // namespace
