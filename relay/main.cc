@@ -283,8 +283,8 @@ int main(int argc, char** argv) {
                server.cert_sha256().c_str());
     }
     if (config.tls) {
-      LOG_INFO("derp-relay: TLS 1.3 AES-GCM records sealed and opened by %s",
-               derpkit::net::DefaultGcmLibraryName().c_str());
+      LOG_INFO("derp-relay: TLS 1.3 records sealed and opened by %s",
+               derpkit::net::DefaultRecordCipherLibraryName().c_str());
     }
     if (server.http_port() != 0) LOG_INFO("derp-relay: plain HTTP on port %u", server.http_port());
     if (server.debug_port() != 0) LOG_INFO("derp-relay: /debug/ on port %u", server.debug_port());

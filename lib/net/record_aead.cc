@@ -22,12 +22,12 @@ namespace derpkit::net {
 namespace {
 
 thread_local std::uint64_t key_schedules_on_this_thread = 0;
-thread_local std::optional<GcmLibrary> gcm_library_on_this_thread;
+thread_local std::optional<RecordCipherLibrary> library_on_this_thread;
 
 #ifdef DERPKIT_HAVE_IPSEC_MB
-// ipsec-mb's manager: a table of function pointers for this CPU's best code, made once. The GCM
-// calls only read it, so every thread shares it. Null when the CPU has no AES-NI (ipsec-mb would
-// fall back to AES in software there; GnuTLS is no slower) or the library fails to start.
+// ipsec-mb's manager: a table of function pointers for this CPU's best code, made once. The
+// direct AEAD calls only read it, so every thread shares it. Null when the CPU has no AES-NI
+// (ipsec-mb would run AES in software there) or the library fails to start.
 struct IpsecMb {
   IMB_MGR* mgr = nullptr;
   IMB_ARCH arch = IMB_ARCH_NONE;
@@ -65,11 +65,15 @@ const char* IpsecArchName(IMB_ARCH arch) {
 struct alignas(64) IpsecGcmKey {
   gcm_key_data data;
 };
+bool IpsecAvailable() { return Ipsec().mgr != nullptr; }
+#else
+struct IpsecGcmKey {};
+bool IpsecAvailable() { return false; }
 #endif
 
-GcmLibrary GcmLibraryOnThisThread() {
-  if (!gcm_library_on_this_thread) gcm_library_on_this_thread = DefaultGcmLibrary();
-  return *gcm_library_on_this_thread;
+RecordCipherLibrary LibraryOnThisThread() {
+  if (!library_on_this_thread) library_on_this_thread = DefaultRecordCipherLibrary();
+  return *library_on_this_thread;
 }
 
 gnutls_cipher_algorithm_t GcmAlgorithm(Tls13Suite suite) {
@@ -84,73 +88,81 @@ const EVP_CIPHER* Chacha() {
   return cipher;
 }
 
-// One key's cipher state, exactly one of: ipsec-mb's key data or a GnuTLS handle (AES-GCM), or
-// an EVP context for one direction (ChaCha20-Poly1305).
+// One key's cipher state for one direction. kIpsecChacha needs nothing but the key (ChaCha20
+// has no key schedule); the others hold the library's own state.
+enum class StateKind { kNone, kIpsecGcm, kIpsecChacha, kGnutlsGcm, kEvpChacha };
+
 struct Entry {
-#ifdef DERPKIT_HAVE_IPSEC_MB
-  std::unique_ptr<IpsecGcmKey> ipsec;
-#endif
-  gnutls_aead_cipher_hd_t gcm = nullptr;
-  EVP_CIPHER_CTX* chacha = nullptr;
+  StateKind kind = StateKind::kNone;
+  std::unique_ptr<IpsecGcmKey> ipsec_gcm;        // kIpsecGcm
+  gnutls_aead_cipher_hd_t gnutls_gcm = nullptr;  // kGnutlsGcm
+  EVP_CIPHER_CTX* evp_chacha = nullptr;          // kEvpChacha
   Tls13Suite suite = Tls13Suite::kAes128GcmSha256;
-  GcmLibrary library = GcmLibrary::kGnutls;  // for AES-GCM: which of the first two
   std::uint64_t last_used = 0;
   std::array<std::uint8_t, 32> key{};
 
-  bool loaded() const { return gcm != nullptr || chacha != nullptr || has_ipsec(); }
-  bool has_ipsec() const {
-#ifdef DERPKIT_HAVE_IPSEC_MB
-    return ipsec != nullptr;
-#else
-    return false;
-#endif
+  static StateKind KindFor(Tls13Suite suite, RecordCipherLibrary library) {
+    const bool chacha = suite == Tls13Suite::kChacha20Poly1305Sha256;
+    if (library == RecordCipherLibrary::kIpsecMb) {
+      return chacha ? StateKind::kIpsecChacha : StateKind::kIpsecGcm;
+    }
+    return chacha ? StateKind::kEvpChacha : StateKind::kGnutlsGcm;
   }
-  // Whether this entry serves `keys` under the library this thread uses for AES-GCM.
-  bool Serves(const TrafficKeys& keys, GcmLibrary gcm_library) const {
-    return loaded() && suite == keys.suite &&
-           (suite == Tls13Suite::kChacha20Poly1305Sha256 || library == gcm_library) &&
+  bool Serves(const TrafficKeys& keys, StateKind wanted) const {
+    return kind == wanted && suite == keys.suite &&
            std::memcmp(key.data(), keys.key.data(), Tls13KeyBytes(suite)) == 0;
   }
   void Drop() {
 #ifdef DERPKIT_HAVE_IPSEC_MB
-    if (ipsec != nullptr) OPENSSL_cleanse(&ipsec->data, sizeof ipsec->data);
-    ipsec.reset();
+    if (ipsec_gcm != nullptr) OPENSSL_cleanse(&ipsec_gcm->data, sizeof ipsec_gcm->data);
 #endif
-    if (gcm != nullptr) gnutls_aead_cipher_deinit(gcm);
-    EVP_CIPHER_CTX_free(chacha);
-    gcm = nullptr;
-    chacha = nullptr;
+    ipsec_gcm.reset();
+    if (gnutls_gcm != nullptr) gnutls_aead_cipher_deinit(gnutls_gcm);
+    gnutls_gcm = nullptr;
+    EVP_CIPHER_CTX_free(evp_chacha);
+    evp_chacha = nullptr;
     OPENSSL_cleanse(key.data(), key.size());
+    kind = StateKind::kNone;
   }
-  bool Load(const TrafficKeys& keys, int encrypt, GcmLibrary gcm_library) {
+  bool Load(const TrafficKeys& keys, int encrypt, StateKind wanted) {
     const std::size_t key_bytes = Tls13KeyBytes(keys.suite);
-    if (keys.suite == Tls13Suite::kChacha20Poly1305Sha256) {
-      chacha = EVP_CIPHER_CTX_new();
-      if (chacha == nullptr ||
-          EVP_CipherInit_ex(chacha, Chacha(), nullptr, keys.key.data(), nullptr, encrypt) != 1) {
-        Drop();
-        return false;
-      }
-    } else if (gcm_library == GcmLibrary::kIpsecMb) {
+    switch (wanted) {
+      case StateKind::kIpsecGcm: {
 #ifdef DERPKIT_HAVE_IPSEC_MB
-      const IMB_MGR* mgr = Ipsec().mgr;
-      if (mgr == nullptr) return false;
-      ipsec = std::make_unique<IpsecGcmKey>();
-      (keys.suite == Tls13Suite::kAes256GcmSha384 ? mgr->gcm256_pre : mgr->gcm128_pre)(
-          keys.key.data(), &ipsec->data);
+        const IMB_MGR* mgr = Ipsec().mgr;
+        ipsec_gcm = std::make_unique<IpsecGcmKey>();
+        (keys.suite == Tls13Suite::kAes256GcmSha384 ? mgr->gcm256_pre : mgr->gcm128_pre)(
+            keys.key.data(), &ipsec_gcm->data);
+        break;
 #else
-      return false;
-#endif
-    } else {
-      gnutls_datum_t datum{const_cast<unsigned char*>(keys.key.data()),
-                           static_cast<unsigned int>(key_bytes)};
-      if (gnutls_aead_cipher_init(&gcm, GcmAlgorithm(keys.suite), &datum) != 0) {
-        gcm = nullptr;
         return false;
+#endif
       }
+      case StateKind::kIpsecChacha:
+        if (!IpsecAvailable()) return false;
+        break;
+      case StateKind::kGnutlsGcm: {
+        gnutls_datum_t datum{const_cast<unsigned char*>(keys.key.data()),
+                             static_cast<unsigned int>(key_bytes)};
+        if (gnutls_aead_cipher_init(&gnutls_gcm, GcmAlgorithm(keys.suite), &datum) != 0) {
+          gnutls_gcm = nullptr;
+          return false;
+        }
+        break;
+      }
+      case StateKind::kEvpChacha:
+        evp_chacha = EVP_CIPHER_CTX_new();
+        if (evp_chacha == nullptr || EVP_CipherInit_ex(evp_chacha, Chacha(), nullptr,
+                                                       keys.key.data(), nullptr, encrypt) != 1) {
+          Drop();
+          return false;
+        }
+        break;
+      case StateKind::kNone:
+        return false;
     }
+    kind = wanted;
     suite = keys.suite;
-    library = gcm_library;
     std::memcpy(key.data(), keys.key.data(), key_bytes);
     return true;
   }
@@ -183,14 +195,14 @@ class AeadCache {
   // The entry for `keys`, loaded (one key schedule) if none holds that key; nullptr if the
   // library refuses the key.
   Entry* For(const TrafficKeys& keys) {
-    const GcmLibrary gcm_library = GcmLibraryOnThisThread();
+    const StateKind wanted = Entry::KindFor(keys.suite, LibraryOnThisThread());
     std::uint64_t index_bits = 0;
     std::memcpy(&index_bits, keys.key.data(), sizeof index_bits);
     auto& set = sets_[index_bits % kSets];
     ++clock_;
     Entry* victim = &set[0];
     for (Entry& e : set) {
-      if (e.Serves(keys, gcm_library)) {
+      if (e.Serves(keys, wanted)) {
         e.last_used = clock_;
         return &e;
       }
@@ -198,7 +210,7 @@ class AeadCache {
     }
     victim->Drop();  // the least recently used (or never used) entry of the set
     ++key_schedules_on_this_thread;
-    if (!victim->Load(keys, encrypt_, gcm_library)) return nullptr;
+    if (!victim->Load(keys, encrypt_, wanted)) return nullptr;
     victim->last_used = clock_;
     return victim;
   }
@@ -250,31 +262,44 @@ AeadOutcome SealRecordBody(const TrafficKeys& keys, std::span<const std::uint8_t
                            std::size_t bytes, unsigned char* tag) {
   Entry* e = SealCache().For(keys);
   if (e == nullptr) return AeadOutcome::kFailed;
-  if (e->chacha != nullptr) {
-    if (EvpSealRecordBody(e->chacha, nonce.data(), reinterpret_cast<unsigned char*>(header.data()),
-                          body, bytes, tag)) {
+  const auto* aad = reinterpret_cast<const std::uint8_t*>(header.data());
+  switch (e->kind) {
+#ifdef DERPKIT_HAVE_IPSEC_MB
+    case StateKind::kIpsecGcm: {
+      const IMB_MGR* mgr = Ipsec().mgr;
+      gcm_context_data ctx;
+      (keys.suite == Tls13Suite::kAes256GcmSha384 ? mgr->gcm256_enc : mgr->gcm128_enc)(
+          &e->ipsec_gcm->data, &ctx, body, body, bytes, nonce.data(), aad, header.size(), tag,
+          kRecordTagBytes);
       return AeadOutcome::kOk;
     }
-    e->Drop();  // an EVP context's state after a failed call is unknown: make it afresh
-    return AeadOutcome::kFailed;
-  }
-#ifdef DERPKIT_HAVE_IPSEC_MB
-  if (e->ipsec != nullptr) {
-    const IMB_MGR* mgr = Ipsec().mgr;
-    gcm_context_data ctx;
-    (keys.suite == Tls13Suite::kAes256GcmSha384 ? mgr->gcm256_enc : mgr->gcm128_enc)(
-        &e->ipsec->data, &ctx, body, body, bytes, nonce.data(),
-        reinterpret_cast<const std::uint8_t*>(header.data()), header.size(), tag, kRecordTagBytes);
-    return AeadOutcome::kOk;
-  }
+    case StateKind::kIpsecChacha: {
+      const IMB_MGR* mgr = Ipsec().mgr;
+      chacha20_poly1305_context_data ctx;
+      mgr->chacha20_poly1305_init(e->key.data(), &ctx, nonce.data(), aad, header.size());
+      mgr->chacha20_poly1305_enc_update(e->key.data(), &ctx, body, body, bytes);
+      mgr->chacha20_poly1305_finalize(&ctx, tag, kRecordTagBytes);
+      return AeadOutcome::kOk;
+    }
 #endif
-  giovec_t aad{header.data(), header.size()};
-  giovec_t data{body, bytes};
-  std::size_t tag_bytes = kRecordTagBytes;
-  return gnutls_aead_cipher_encryptv2(e->gcm, nonce.data(), nonce.size(), &aad, 1, &data, 1, tag,
-                                      &tag_bytes) == 0
-             ? AeadOutcome::kOk
-             : AeadOutcome::kFailed;
+    case StateKind::kGnutlsGcm: {
+      giovec_t aad_iov{header.data(), header.size()};
+      giovec_t data{body, bytes};
+      std::size_t tag_bytes = kRecordTagBytes;
+      return gnutls_aead_cipher_encryptv2(e->gnutls_gcm, nonce.data(), nonce.size(), &aad_iov, 1,
+                                          &data, 1, tag, &tag_bytes) == 0
+                 ? AeadOutcome::kOk
+                 : AeadOutcome::kFailed;
+    }
+    case StateKind::kEvpChacha:
+      if (EvpSealRecordBody(e->evp_chacha, nonce.data(), aad, body, bytes, tag)) {
+        return AeadOutcome::kOk;
+      }
+      e->Drop();  // an EVP context's state after a failed call is unknown: make it afresh
+      return AeadOutcome::kFailed;
+    default:
+      return AeadOutcome::kFailed;
+  }
 }
 
 AeadOutcome OpenRecordBody(const TrafficKeys& keys, std::span<const std::uint8_t, 12> nonce,
@@ -282,63 +307,73 @@ AeadOutcome OpenRecordBody(const TrafficKeys& keys, std::span<const std::uint8_t
                            std::size_t bytes, const unsigned char* tag) {
   Entry* e = OpenCache().For(keys);
   if (e == nullptr) return AeadOutcome::kFailed;
-  if (e->chacha != nullptr) {
-    const AeadOutcome outcome = EvpOpenRecordBody(
-        e->chacha, nonce.data(), reinterpret_cast<unsigned char*>(header.data()), body, bytes, tag);
-    if (outcome == AeadOutcome::kFailed) e->Drop();
-    return outcome;
-  }
+  const auto* aad = reinterpret_cast<const std::uint8_t*>(header.data());
+  switch (e->kind) {
 #ifdef DERPKIT_HAVE_IPSEC_MB
-  if (e->ipsec != nullptr) {
     // ipsec-mb decrypts and returns the tag it computed; the comparison is ours, in constant
     // time.
-    const IMB_MGR* mgr = Ipsec().mgr;
-    gcm_context_data ctx;
-    std::array<std::uint8_t, kRecordTagBytes> computed;
-    (keys.suite == Tls13Suite::kAes256GcmSha384 ? mgr->gcm256_dec : mgr->gcm128_dec)(
-        &e->ipsec->data, &ctx, body, body, bytes, nonce.data(),
-        reinterpret_cast<const std::uint8_t*>(header.data()), header.size(), computed.data(),
-        computed.size());
-    return CRYPTO_memcmp(computed.data(), tag, computed.size()) == 0 ? AeadOutcome::kOk
-                                                                     : AeadOutcome::kBadTag;
-  }
+    case StateKind::kIpsecGcm: {
+      const IMB_MGR* mgr = Ipsec().mgr;
+      gcm_context_data ctx;
+      std::array<std::uint8_t, kRecordTagBytes> computed;
+      (keys.suite == Tls13Suite::kAes256GcmSha384 ? mgr->gcm256_dec : mgr->gcm128_dec)(
+          &e->ipsec_gcm->data, &ctx, body, body, bytes, nonce.data(), aad, header.size(),
+          computed.data(), computed.size());
+      return CRYPTO_memcmp(computed.data(), tag, computed.size()) == 0 ? AeadOutcome::kOk
+                                                                       : AeadOutcome::kBadTag;
+    }
+    case StateKind::kIpsecChacha: {
+      const IMB_MGR* mgr = Ipsec().mgr;
+      chacha20_poly1305_context_data ctx;
+      std::array<std::uint8_t, kRecordTagBytes> computed;
+      mgr->chacha20_poly1305_init(e->key.data(), &ctx, nonce.data(), aad, header.size());
+      mgr->chacha20_poly1305_dec_update(e->key.data(), &ctx, body, body, bytes);
+      mgr->chacha20_poly1305_finalize(&ctx, computed.data(), computed.size());
+      return CRYPTO_memcmp(computed.data(), tag, computed.size()) == 0 ? AeadOutcome::kOk
+                                                                       : AeadOutcome::kBadTag;
+    }
 #endif
-  giovec_t aad{header.data(), header.size()};
-  giovec_t data{body, bytes};
-  const int opened =
-      gnutls_aead_cipher_decryptv2(e->gcm, nonce.data(), nonce.size(), &aad, 1, &data, 1,
-                                   const_cast<unsigned char*>(tag), kRecordTagBytes);
-  if (opened == 0) return AeadOutcome::kOk;
-  return opened == GNUTLS_E_DECRYPTION_FAILED ? AeadOutcome::kBadTag : AeadOutcome::kFailed;
+    case StateKind::kGnutlsGcm: {
+      giovec_t aad_iov{header.data(), header.size()};
+      giovec_t data{body, bytes};
+      const int opened =
+          gnutls_aead_cipher_decryptv2(e->gnutls_gcm, nonce.data(), nonce.size(), &aad_iov, 1,
+                                       &data, 1, const_cast<unsigned char*>(tag), kRecordTagBytes);
+      if (opened == 0) return AeadOutcome::kOk;
+      return opened == GNUTLS_E_DECRYPTION_FAILED ? AeadOutcome::kBadTag : AeadOutcome::kFailed;
+    }
+    case StateKind::kEvpChacha: {
+      const AeadOutcome outcome =
+          EvpOpenRecordBody(e->evp_chacha, nonce.data(), aad, body, bytes, tag);
+      if (outcome == AeadOutcome::kFailed) e->Drop();
+      return outcome;
+    }
+    default:
+      return AeadOutcome::kFailed;
+  }
 }
 
 std::uint64_t AeadKeySchedulesOnThisThread() { return key_schedules_on_this_thread; }
 
-GcmLibrary DefaultGcmLibrary() {
-#ifdef DERPKIT_HAVE_IPSEC_MB
-  if (Ipsec().mgr != nullptr) return GcmLibrary::kIpsecMb;
-#endif
-  return GcmLibrary::kGnutls;
+RecordCipherLibrary DefaultRecordCipherLibrary() {
+  return IpsecAvailable() ? RecordCipherLibrary::kIpsecMb : RecordCipherLibrary::kPortable;
 }
 
-bool UseGcmLibraryOnThisThread(GcmLibrary library) {
-#ifdef DERPKIT_HAVE_IPSEC_MB
-  if (library == GcmLibrary::kIpsecMb && Ipsec().mgr == nullptr) return false;
-#else
-  if (library == GcmLibrary::kIpsecMb) return false;
-#endif
-  gcm_library_on_this_thread = library;
+bool UseRecordCipherLibraryOnThisThread(RecordCipherLibrary library) {
+  if (library == RecordCipherLibrary::kIpsecMb && !IpsecAvailable()) return false;
+  library_on_this_thread = library;
   return true;
 }
 
-std::string DefaultGcmLibraryName() {
+std::string DefaultRecordCipherLibraryName() {
 #ifdef DERPKIT_HAVE_IPSEC_MB
-  if (DefaultGcmLibrary() == GcmLibrary::kIpsecMb) {
+  if (IpsecAvailable()) {
     return std::string("intel-ipsec-mb ") + imb_get_version_str() + " (" +
            IpsecArchName(Ipsec().arch) + " code)";
   }
 #endif
-  return std::string("GnuTLS ") + gnutls_check_version(nullptr);
+  return std::string("GnuTLS ") + gnutls_check_version(nullptr) + " (AES-GCM) and " +
+         OpenSSL_version(OPENSSL_VERSION) + " (ChaCha20-Poly1305)";
 }
 
 }  // namespace derpkit::net

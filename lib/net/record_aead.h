@@ -2,19 +2,18 @@
 // with the cipher state cached per thread so that a record under a key in use costs no key
 // schedule. No record framing here (header, nonce, padding are tls13_records.cc's).
 //
-// Libraries, chosen per suite by measurement (bench/record-ciphers prints each per record):
-// - AES-GCM suites: Intel's ipsec-mb where it is built in (x86-64) and the CPU has AES-NI: one
-//   call per record through its best code for this CPU (VAES and VPCLMULQDQ on 512-bit
-//   registers where present). Here, per 1.4 KB record, it seals in ~170 ns and opens in ~170 ns,
-//   against GnuTLS's ~520 / ~500 ns; with one record per DERP frame, as Tailscale's client
-//   writes, that is ~0.7 us of each relayed packet. Even its SSE code (~380 ns) beats GnuTLS's
-//   per-record overhead.
-// - AES-GCM elsewhere: GnuTLS's AEAD calls. One call sets the nonce, authenticates the header
-//   and seals or opens, over AES-NI/PCLMUL assembly. OpenSSL 3's EVP spends ~100-150 ns more per
-//   1.4 KB record on parameter plumbing (EVP_CipherInit_ex for the nonce, the tag ctrl, each
-//   through OSSL_PARAM lookups by name).
-// - ChaCha20-Poly1305: OpenSSL's EVP, whose AVX-512 code is 2x (1.4 KB) to 6x (16 KB) faster
-//   than GnuTLS's here.
+// Libraries, chosen by measurement (bench/record-ciphers prints each per record):
+// - Intel's ipsec-mb where it is built in (x86-64) and the CPU has AES-NI, for every suite: one
+//   call per record (three for ChaCha20-Poly1305) through its best code for this CPU (VAES and
+//   VPCLMULQDQ on 512-bit registers where present). Here, per 1.4 KB record, AES-128-GCM seals
+//   and opens in ~150-200 ns against GnuTLS's ~450-520 ns; with one record per DERP frame, as
+//   Tailscale's client writes, that is ~0.7 us of each relayed packet. ChaCha20-Poly1305 takes
+//   ~1.0 us against OpenSSL EVP's ~1.5-2.1 us (16 KB: 1.2x).
+// - Otherwise (other architectures, no AES-NI): AES-GCM by GnuTLS's AEAD calls, one call per
+//   record over AES-NI/PCLMUL assembly where present (OpenSSL 3's EVP spends ~100-150 ns more per
+//   1.4 KB record on parameter plumbing: EVP_CipherInit_ex for the nonce, the tag ctrl, each
+//   through OSSL_PARAM lookups by name), and ChaCha20-Poly1305 by OpenSSL's EVP, whose AVX-512
+//   code is 2x (1.4 KB) to 6x (16 KB) faster than GnuTLS's.
 //
 // Thread affinity: the caches are thread_local (one per direction); call from any thread.
 #pragma once
@@ -44,7 +43,7 @@ AeadOutcome OpenRecordBody(const TrafficKeys& keys, std::span<const std::uint8_t
                            std::span<std::byte, kRecordHeaderBytes> header, unsigned char* body,
                            std::size_t bytes, const unsigned char* tag);
 
-// The same through an OpenSSL EVP context that already holds the key and direction: the
+// The same through an OpenSSL EVP context that already holds the key and direction: the portable
 // ChaCha20-Poly1305 path above, and the AES-GCM path before GnuTLS (bench/record-ciphers times it
 // against SealRecordBody/OpenRecordBody). After kFailed (or false) the context's state is unknown.
 bool EvpSealRecordBody(EVP_CIPHER_CTX* ctx, const std::uint8_t* nonce, const unsigned char* header,
@@ -53,17 +52,18 @@ AeadOutcome EvpOpenRecordBody(EVP_CIPHER_CTX* ctx, const std::uint8_t* nonce,
                               const unsigned char* header, unsigned char* body, std::size_t bytes,
                               const unsigned char* tag);
 
-// Which library seals and opens AES-GCM records.
-enum class GcmLibrary { kIpsecMb, kGnutls };
+// Which library seals and opens records: Intel's ipsec-mb (every suite), or the portable pair,
+// GnuTLS for AES-GCM and OpenSSL's EVP for ChaCha20-Poly1305.
+enum class RecordCipherLibrary { kIpsecMb, kPortable };
 
-// The process's choice: kIpsecMb when built in and the CPU has AES-NI, else kGnutls.
-GcmLibrary DefaultGcmLibrary();
-// Makes this thread use `library` for AES-GCM from now on (tests and bench/record-ciphers compare
-// the two). False, changing nothing, when that library cannot run here.
-bool UseGcmLibraryOnThisThread(GcmLibrary library);
-// What seals AES-GCM records by default, for the relay's startup log: e.g. "intel-ipsec-mb 1.3.0
-// (AVX-512 code)" or "GnuTLS 3.7.9".
-std::string DefaultGcmLibraryName();
+// The process's choice: kIpsecMb when built in and the CPU has AES-NI, else kPortable.
+RecordCipherLibrary DefaultRecordCipherLibrary();
+// Makes this thread use `library` from now on (tests and bench/record-ciphers compare the two).
+// False, changing nothing, when that library cannot run here.
+bool UseRecordCipherLibraryOnThisThread(RecordCipherLibrary library);
+// What seals records by default, for the relay's startup log: e.g. "intel-ipsec-mb 1.3.0
+// (AVX-512 code)".
+std::string DefaultRecordCipherLibraryName();
 
 // How many key schedules (cache misses: cipher state made for a key) this thread has made.
 std::uint64_t AeadKeySchedulesOnThisThread();

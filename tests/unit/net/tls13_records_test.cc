@@ -239,22 +239,22 @@ TEST(Tls13Records, EverySuiteRoundTripsAcrossKeyUpdates) {
   EXPECT_FALSE(Tls13SuiteFromId(0x1304).has_value());  // TLS_AES_128_CCM_SHA256: not ours
 }
 
-// The AES-GCM libraries (record_aead.h) against each other and against RFC 8448: each seals the
-// RFC's record byte for byte, each opens what the other sealed at every size class (empty, under
-// one block, block edges, one DERP frame, a full record), and each rejects a flipped bit anywhere
-// in the ciphertext or tag. Where ipsec-mb is not built in (or the CPU has no AES-NI) only GnuTLS
-// runs, and the test says so.
-TEST(Tls13Records, AesGcmLibrariesAgree) {
-  std::vector<GcmLibrary> libraries = {GcmLibrary::kGnutls};
-  if (UseGcmLibraryOnThisThread(GcmLibrary::kIpsecMb)) {
-    libraries.push_back(GcmLibrary::kIpsecMb);
+// The record cipher libraries (record_aead.h) against each other and against RFC 8448: each
+// seals the RFC's record byte for byte, each opens what the other sealed at every size class
+// (empty, under one block, block edges, one DERP frame, a full record) in every suite, and each
+// rejects a flipped bit anywhere in the ciphertext or tag. Where ipsec-mb is not built in (or the
+// CPU has no AES-NI) only the portable pair runs, and the test says so.
+TEST(Tls13Records, RecordCipherLibrariesAgree) {
+  std::vector<RecordCipherLibrary> libraries = {RecordCipherLibrary::kPortable};
+  if (UseRecordCipherLibraryOnThisThread(RecordCipherLibrary::kIpsecMb)) {
+    libraries.push_back(RecordCipherLibrary::kIpsecMb);
   } else {
-    std::printf("note: ipsec-mb not available here; GnuTLS only\n");
+    std::printf("note: ipsec-mb not available here; the portable libraries only\n");
   }
-  const GcmLibrary default_library = DefaultGcmLibrary();
-  for (const GcmLibrary library : libraries) {
-    SCOPED_TRACE(library == GcmLibrary::kIpsecMb ? "ipsec-mb" : "GnuTLS");
-    ASSERT_TRUE(UseGcmLibraryOnThisThread(library));
+  const RecordCipherLibrary default_library = DefaultRecordCipherLibrary();
+  for (const RecordCipherLibrary library : libraries) {
+    SCOPED_TRACE(library == RecordCipherLibrary::kIpsecMb ? "ipsec-mb" : "portable");
+    ASSERT_TRUE(UseRecordCipherLibraryOnThisThread(library));
     const Bytes payload = Payload50();
     TrafficKeys client = Keys(Tls13Suite::kAes128GcmSha256, kClientApSecret);
     Bytes record = RecordRoom(payload);
@@ -266,11 +266,12 @@ TEST(Tls13Records, AesGcmLibrariesAgree) {
     ASSERT_TRUE(OpenRecord(server, record).has_value());
     EXPECT_TRUE(std::equal(payload.begin(), payload.end(), record.begin() + kRecordHeaderBytes));
   }
-  for (const Tls13Suite suite : {Tls13Suite::kAes128GcmSha256, Tls13Suite::kAes256GcmSha384}) {
+  for (const Tls13Suite suite : {Tls13Suite::kAes128GcmSha256, Tls13Suite::kAes256GcmSha384,
+                                 Tls13Suite::kChacha20Poly1305Sha256}) {
     SCOPED_TRACE(Tls13SuiteName(suite));
     const std::vector<std::uint8_t> secret(Tls13SecretBytes(suite), 0x3c);
-    for (const GcmLibrary sealer : libraries) {
-      for (const GcmLibrary opener : libraries) {
+    for (const RecordCipherLibrary sealer : libraries) {
+      for (const RecordCipherLibrary opener : libraries) {
         SCOPED_TRACE(testing::Message() << "sealer " << static_cast<int>(sealer) << ", opener "
                                         << static_cast<int>(opener));
         auto made = MakeTrafficKeys(suite, secret);
@@ -285,9 +286,9 @@ TEST(Tls13Records, AesGcmLibrariesAgree) {
           Bytes plaintext(size);
           for (std::size_t i = 0; i < size; ++i) plaintext[i] = static_cast<std::byte>(i * 13 + 5);
           Bytes record = RecordRoom(plaintext);
-          ASSERT_TRUE(UseGcmLibraryOnThisThread(sealer));
+          ASSERT_TRUE(UseRecordCipherLibraryOnThisThread(sealer));
           ASSERT_TRUE(SealRecord(writer, ContentType::kApplicationData, record, size));
-          ASSERT_TRUE(UseGcmLibraryOnThisThread(opener));
+          ASSERT_TRUE(UseRecordCipherLibraryOnThisThread(opener));
           // A flipped bit in the first ciphertext byte, the last, or the tag: rejected, and the
           // sequence number stays.
           for (const std::size_t flip :
@@ -309,7 +310,7 @@ TEST(Tls13Records, AesGcmLibrariesAgree) {
       }
     }
   }
-  ASSERT_TRUE(UseGcmLibraryOnThisThread(default_library));
+  ASSERT_TRUE(UseRecordCipherLibraryOnThisThread(default_library));
 }
 
 }  // namespace
