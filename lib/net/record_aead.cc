@@ -168,6 +168,35 @@ struct Entry {
   }
 };
 
+// Seals (or opens) body[0 .. bytes) in place with ipsec-mb under an entry of kind kIpsecGcm or
+// kIpsecChacha, authenticating the record header `aad`, and writes the tag it computed to
+// `tag_out` (opening: the caller compares). ipsec-mb's direct calls cannot fail; false only where
+// ipsec-mb is not built in (no entry of those kinds exists there).
+bool IpsecCrypt(const Entry& e, bool seal, const std::uint8_t* nonce, const std::uint8_t* aad,
+                unsigned char* body, std::size_t bytes, std::uint8_t* tag_out) {
+#ifdef DERPKIT_HAVE_IPSEC_MB
+  const IMB_MGR* mgr = Ipsec().mgr;
+  if (e.kind == StateKind::kIpsecGcm) {
+    const bool aes256 = e.suite == Tls13Suite::kAes256GcmSha384;
+    const aes_gcm_enc_dec_t crypt = seal ? (aes256 ? mgr->gcm256_enc : mgr->gcm128_enc)
+                                         : (aes256 ? mgr->gcm256_dec : mgr->gcm128_dec);
+    gcm_context_data ctx;
+    crypt(&e.ipsec_gcm->data, &ctx, body, body, bytes, nonce, aad, kRecordHeaderBytes, tag_out,
+          kRecordTagBytes);
+    return true;
+  }
+  chacha20_poly1305_context_data ctx;
+  mgr->chacha20_poly1305_init(e.key.data(), &ctx, nonce, aad, kRecordHeaderBytes);
+  (seal ? mgr->chacha20_poly1305_enc_update : mgr->chacha20_poly1305_dec_update)(e.key.data(), &ctx,
+                                                                                 body, body, bytes);
+  mgr->chacha20_poly1305_finalize(&ctx, tag_out, kRecordTagBytes);
+  return true;
+#else
+  (void)e, (void)seal, (void)nonce, (void)aad, (void)body, (void)bytes, (void)tag_out;
+  return false;
+#endif
+}
+
 // Entries per thread and direction, keyed by the key bytes: a record under a key seen lately
 // (the connections a shard is serving right now) makes no key schedule. An idle connection holds
 // none of this; the cache is per thread, not per connection.
@@ -264,24 +293,11 @@ AeadOutcome SealRecordBody(const TrafficKeys& keys, std::span<const std::uint8_t
   if (e == nullptr) return AeadOutcome::kFailed;
   const auto* aad = reinterpret_cast<const std::uint8_t*>(header.data());
   switch (e->kind) {
-#ifdef DERPKIT_HAVE_IPSEC_MB
-    case StateKind::kIpsecGcm: {
-      const IMB_MGR* mgr = Ipsec().mgr;
-      gcm_context_data ctx;
-      (keys.suite == Tls13Suite::kAes256GcmSha384 ? mgr->gcm256_enc : mgr->gcm128_enc)(
-          &e->ipsec_gcm->data, &ctx, body, body, bytes, nonce.data(), aad, header.size(), tag,
-          kRecordTagBytes);
-      return AeadOutcome::kOk;
-    }
-    case StateKind::kIpsecChacha: {
-      const IMB_MGR* mgr = Ipsec().mgr;
-      chacha20_poly1305_context_data ctx;
-      mgr->chacha20_poly1305_init(e->key.data(), &ctx, nonce.data(), aad, header.size());
-      mgr->chacha20_poly1305_enc_update(e->key.data(), &ctx, body, body, bytes);
-      mgr->chacha20_poly1305_finalize(&ctx, tag, kRecordTagBytes);
-      return AeadOutcome::kOk;
-    }
-#endif
+    case StateKind::kIpsecGcm:
+    case StateKind::kIpsecChacha:
+      return IpsecCrypt(*e, /*seal=*/true, nonce.data(), aad, body, bytes, tag)
+                 ? AeadOutcome::kOk
+                 : AeadOutcome::kFailed;
     case StateKind::kGnutlsGcm: {
       giovec_t aad_iov{header.data(), header.size()};
       giovec_t data{body, bytes};
@@ -309,30 +325,17 @@ AeadOutcome OpenRecordBody(const TrafficKeys& keys, std::span<const std::uint8_t
   if (e == nullptr) return AeadOutcome::kFailed;
   const auto* aad = reinterpret_cast<const std::uint8_t*>(header.data());
   switch (e->kind) {
-#ifdef DERPKIT_HAVE_IPSEC_MB
-    // ipsec-mb decrypts and returns the tag it computed; the comparison is ours, in constant
-    // time.
-    case StateKind::kIpsecGcm: {
-      const IMB_MGR* mgr = Ipsec().mgr;
-      gcm_context_data ctx;
-      std::array<std::uint8_t, kRecordTagBytes> computed;
-      (keys.suite == Tls13Suite::kAes256GcmSha384 ? mgr->gcm256_dec : mgr->gcm128_dec)(
-          &e->ipsec_gcm->data, &ctx, body, body, bytes, nonce.data(), aad, header.size(),
-          computed.data(), computed.size());
-      return CRYPTO_memcmp(computed.data(), tag, computed.size()) == 0 ? AeadOutcome::kOk
-                                                                       : AeadOutcome::kBadTag;
-    }
+    case StateKind::kIpsecGcm:
     case StateKind::kIpsecChacha: {
-      const IMB_MGR* mgr = Ipsec().mgr;
-      chacha20_poly1305_context_data ctx;
+      // ipsec-mb decrypts and returns the tag it computed; the comparison is ours, in constant
+      // time.
       std::array<std::uint8_t, kRecordTagBytes> computed;
-      mgr->chacha20_poly1305_init(e->key.data(), &ctx, nonce.data(), aad, header.size());
-      mgr->chacha20_poly1305_dec_update(e->key.data(), &ctx, body, body, bytes);
-      mgr->chacha20_poly1305_finalize(&ctx, computed.data(), computed.size());
+      if (!IpsecCrypt(*e, /*seal=*/false, nonce.data(), aad, body, bytes, computed.data())) {
+        return AeadOutcome::kFailed;
+      }
       return CRYPTO_memcmp(computed.data(), tag, computed.size()) == 0 ? AeadOutcome::kOk
                                                                        : AeadOutcome::kBadTag;
     }
-#endif
     case StateKind::kGnutlsGcm: {
       giovec_t aad_iov{header.data(), header.size()};
       giovec_t data{body, bytes};
