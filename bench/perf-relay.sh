@@ -13,24 +13,13 @@
 set -euo pipefail
 # shellcheck source=bench/relay-port.sh
 source "$(dirname "${BASH_SOURCE[0]}")/relay-port.sh"
-[[ $# -ge 3 ]] || { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
-BUILD_DIR=$(cd "$1" && pwd)
-MODE=$2
-RATE=$3
-shift 3
-[[ $MODE == plain || $MODE == tls ]] || { echo "perf-relay.sh: mode is plain or tls" >&2; exit 2; }
-command -v perf >/dev/null || { echo "perf-relay.sh: perf is not installed" >&2; exit 2; }
+relay_load_args perf-relay.sh 12 "$@"
 keep_results() { [[ -n ${KEEP_PERF:-} ]] && cp "$WORK/perf.data" "$KEEP_PERF" 2>/dev/null || true; }
 relay_work perf
 
-start_relay "$BUILD_DIR/relay/derp-relay" "$MODE" "${WORKERS:-1}" "$WORK" || exit 1
-"$BUILD_DIR/bench/derp-load" --url "$RELAY_URL" "${RELAY_CLIENT[@]}" --pairs 10 --size 1400 \
-  --rate-mbps "$RATE" --duration 9s --relay-pid "$RELAY_PID" "$@" >"$WORK/load.txt" 2>&1 &
-LOAD_PID=$!
-sleep 2
+relay_under_load "$BUILD_DIR/relay/derp-relay" 9
 perf record -F 2000 -g -p "$RELAY_PID" -o "$WORK/perf.data" -- sleep 5 >/dev/null 2>&1
-wait "$LOAD_PID" || { cat "$WORK/load.txt" >&2; exit 1; }
-LOAD_PID=""
+load_done
 grep -E '^(summary:|relay CPU)' "$WORK/load.txt" || true
 echo "relay CPU by shared object:"
 perf report -i "$WORK/perf.data" --no-children --sort dso -g none 2>/dev/null | grep -E '^ +[0-9]'

@@ -17,6 +17,44 @@ relay_work_cleanup() {
   rm -rf "$WORK"
 }
 
+# relay_load_args NAME USAGE_END "$@": the arguments perf-relay.sh and syscalls-relay.sh share,
+# BUILD_DIR plain|tls RATE_MBPS [derp-load flags...]. Too few prints lines 2..USAGE_END of the
+# script's own header and exits 2; so do a bad mode or rate, and a missing perf. Sets BUILD_DIR,
+# MODE, RATE and LOAD_FLAGS (an array).
+relay_load_args() {
+  local name=$1 usage_end=$2
+  shift 2
+  [[ $# -ge 3 ]] || { sed -n "2,${usage_end}p" "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+  BUILD_DIR=$(cd "$1" && pwd)
+  MODE=$2
+  RATE=$3
+  shift 3
+  LOAD_FLAGS=("$@")
+  [[ $MODE == plain || $MODE == tls ]] || { echo "$name: mode is plain or tls" >&2; exit 2; }
+  [[ $RATE =~ ^[0-9]+$ && $RATE -gt 0 ]] ||
+    { echo "$name: RATE_MBPS wants a whole number above 0" >&2; exit 2; }
+  command -v perf >/dev/null || { echo "$name: perf is not installed" >&2; exit 2; }
+}
+
+# relay_under_load BIN SECONDS: starts BIN (start_relay, --workers $WORKERS or 1) and derp-load
+# against it in the background (10 pairs x 1400 B at RATE, LOAD_FLAGS, SECONDS long, output in
+# WORK/load.txt), and returns 2 s in, when the load is steady. Sets LOAD_PID; exits 1 when the
+# relay did not start.
+relay_under_load() {
+  start_relay "$1" "$MODE" "${WORKERS:-1}" "$WORK" || exit 1
+  "$BUILD_DIR/bench/derp-load" --url "$RELAY_URL" "${RELAY_CLIENT[@]}" --pairs 10 --size 1400 \
+    --rate-mbps "$RATE" --duration "${2}s" --relay-pid "$RELAY_PID" "${LOAD_FLAGS[@]}" \
+    >"$WORK/load.txt" 2>&1 &
+  LOAD_PID=$!
+  sleep 2
+}
+
+# load_done: waits for relay_under_load's derp-load; on its failure prints its output and exits 1.
+load_done() {
+  wait "$LOAD_PID" || { cat "$WORK/load.txt" >&2; exit 1; }
+  LOAD_PID=""
+}
+
 # relay_port LOG: prints the DERP port the relay logged in LOG ("DERP on http(s)://HOST:PORT/derp"),
 # waiting up to 10 s for the line; prints nothing when it never came.
 relay_port() {

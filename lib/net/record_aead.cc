@@ -11,7 +11,6 @@
 #include <array>
 #include <cstring>
 #include <memory>
-#include <optional>
 
 #ifdef DERPKIT_HAVE_IPSEC_MB
 #include <intel-ipsec-mb.h>
@@ -22,7 +21,6 @@ namespace derpkit::net {
 namespace {
 
 thread_local std::uint64_t key_schedules_on_this_thread = 0;
-thread_local std::optional<RecordCipherLibrary> library_on_this_thread;
 
 #ifdef DERPKIT_HAVE_IPSEC_MB
 // ipsec-mb's manager: a table of function pointers for this CPU's best code, made once. The
@@ -71,10 +69,9 @@ struct IpsecGcmKey {};
 bool IpsecAvailable() { return false; }
 #endif
 
-RecordCipherLibrary LibraryOnThisThread() {
-  if (!library_on_this_thread) library_on_this_thread = DefaultRecordCipherLibrary();
-  return *library_on_this_thread;
-}
+// Which library this thread's records use: the process's default unless a test or the bench
+// chose (UseRecordCipherLibraryOnThisThread).
+thread_local RecordCipherLibrary library_on_this_thread = DefaultRecordCipherLibrary();
 
 gnutls_cipher_algorithm_t GcmAlgorithm(Tls13Suite suite) {
   return suite == Tls13Suite::kAes256GcmSha384 ? GNUTLS_CIPHER_AES_256_GCM
@@ -224,7 +221,7 @@ class AeadCache {
   // The entry for `keys`, loaded (one key schedule) if none holds that key; nullptr if the
   // library refuses the key.
   Entry* For(const TrafficKeys& keys) {
-    const StateKind wanted = Entry::KindFor(keys.suite, LibraryOnThisThread());
+    const StateKind wanted = Entry::KindFor(keys.suite, library_on_this_thread);
     std::uint64_t index_bits = 0;
     std::memcpy(&index_bits, keys.key.data(), sizeof index_bits);
     auto& set = sets_[index_bits % kSets];
