@@ -1,9 +1,10 @@
-// record-ciphers: what one TLS 1.3 record costs the relay to seal and to open, per record and per
-// byte, with the record layer's own SealRecord/OpenRecord (lib/net/tls13_records) under each
-// library it can use (intel-ipsec-mb, the default where built in, and the portable GnuTLS for
-// AES-GCM / EVP for ChaCha20-Poly1305), beside the same work done through OpenSSL 3's EVP
-// interface. One thread, no sockets; backs the README's
-// figures for the per-record cost of TLS.
+// record-ciphers: what one TLS 1.3 record costs the relay to seal and to open, per record, with
+// the record layer's own SealRecord/OpenRecord (lib/net/tls13_records) under each library it can
+// use: intel-ipsec-mb (the default where built in) in its best code for this CPU and in each other
+// code path the CPU can run (what a CPU without AVX-512, or without AVX, would get), and the
+// portable GnuTLS for AES-GCM / EVP for ChaCha20-Poly1305; beside the same work done through
+// OpenSSL 3's EVP interface. One thread, no sockets; backs the README's figures for the
+// per-record cost of TLS.
 //
 // Usage: record-ciphers [--records N]   (prints a table; ~2 s with the default 200,000)
 
@@ -72,8 +73,42 @@ struct Costs {
   double seal = 1e18, open = 1e18;
 };
 
-void Row(const char* suite_name, const char* evp_name, Tls13Suite suite, std::size_t plaintext,
-         int calls, bool have_ipsec) {
+// One way the record layer can seal and open: a library and, for ipsec-mb, one of its code paths.
+struct Implementation {
+  derpkit::net::RecordCipherLibrary library;
+  derpkit::net::IpsecMbCode code;
+  std::string name;
+  void UseOnThisThread() const {
+    derpkit::net::UseRecordCipherLibraryOnThisThread(library);
+    if (library == derpkit::net::RecordCipherLibrary::kIpsecMb) {
+      derpkit::net::UseIpsecMbCodeOnThisThread(code);
+    }
+  }
+};
+
+// What this build and CPU can run: ipsec-mb's best code (the relay's), then each of its other code
+// paths the CPU has (what a CPU without AVX-512, or without AVX, would run), then the portable
+// pair.
+std::vector<Implementation> ImplementationsHere(bool gcm) {
+  using derpkit::net::IpsecMbCode;
+  using derpkit::net::RecordCipherLibrary;
+  std::vector<Implementation> here;
+  if (derpkit::net::UseRecordCipherLibraryOnThisThread(RecordCipherLibrary::kIpsecMb)) {
+    here.push_back({RecordCipherLibrary::kIpsecMb, IpsecMbCode::kBest, "ipsec-mb (relay)"});
+    for (const IpsecMbCode code :
+         {IpsecMbCode::kAvx512, IpsecMbCode::kAvx2, IpsecMbCode::kAvx, IpsecMbCode::kSse}) {
+      if (derpkit::net::UseIpsecMbCodeOnThisThread(code)) {
+        here.push_back({RecordCipherLibrary::kIpsecMb, code,
+                        std::string("ipsec-mb ") + derpkit::net::IpsecMbCodeName(code)});
+      }
+    }
+  }
+  here.push_back({RecordCipherLibrary::kPortable, IpsecMbCode::kBest, gcm ? "GnuTLS" : "EVP"});
+  return here;
+}
+
+void Rows(const char* suite_name, const char* evp_name, Tls13Suite suite, std::size_t plaintext,
+          int calls) {
   TrafficKeys keys;
   keys.suite = suite;
   for (std::size_t i = 0; i < keys.key.size(); ++i) keys.key[i] = static_cast<std::uint8_t>(i * 7);
@@ -93,13 +128,9 @@ void Row(const char* suite_name, const char* evp_name, Tls13Suite suite, std::si
   evp.Seal(raw, body, keys.iv.data());
   std::memcpy(evp_sealed.data(), raw, record_bytes);
   int failed = 0;
-  // The record layer under each library: ipsec-mb, and the portable one (GnuTLS for AES-GCM,
-  // EVP for ChaCha20-Poly1305).
-  using derpkit::net::RecordCipherLibrary;
-  const bool gcm = suite != Tls13Suite::kChacha20Poly1305Sha256;
-  std::vector<RecordCipherLibrary> libraries = {RecordCipherLibrary::kPortable};
-  if (have_ipsec) libraries.insert(libraries.begin(), RecordCipherLibrary::kIpsecMb);
-  std::vector<Costs> ours(libraries.size());
+  const std::vector<Implementation> implementations =
+      ImplementationsHere(suite != Tls13Suite::kChacha20Poly1305Sha256);
+  std::vector<Costs> ours(implementations.size());
   Costs evp_costs;
   // Five rounds taking turns, the fastest of each kept: this VM's speed wanders by 30% within
   // seconds, and turns keep that from favouring one side.
@@ -107,14 +138,14 @@ void Row(const char* suite_name, const char* evp_name, Tls13Suite suite, std::si
   double copy = 1e18;
   for (int round = 0; round < kRounds; ++round) {
     const int n = calls / kRounds;
-    for (std::size_t l = 0; l < libraries.size(); ++l) {
-      derpkit::net::UseRecordCipherLibraryOnThisThread(libraries[l]);
-      ours[l].seal = std::min(ours[l].seal, NanosPerCall(n, [&] {
+    for (std::size_t i = 0; i < implementations.size(); ++i) {
+      implementations[i].UseOnThisThread();
+      ours[i].seal = std::min(ours[i].seal, NanosPerCall(n, [&] {
                                 keys.seq = 0;
                                 (void)derpkit::net::SealRecord(keys, ContentType::kApplicationData,
                                                                record, plaintext);
                               }));
-      ours[l].open = std::min(ours[l].open, NanosPerCall(n, [&] {
+      ours[i].open = std::min(ours[i].open, NanosPerCall(n, [&] {
                                 std::memcpy(record.data(), sealed.data(), record_bytes);
                                 keys.seq = 0;
                                 failed += !derpkit::net::OpenRecord(keys, record).has_value();
@@ -130,21 +161,14 @@ void Row(const char* suite_name, const char* evp_name, Tls13Suite suite, std::si
     copy = std::min(
         copy, NanosPerCall(n, [&] { std::memcpy(record.data(), sealed.data(), record_bytes); }));
   }
-  std::string line;
-  char cell[96];
-  for (std::size_t l = 0; l < libraries.size(); ++l) {
-    const char* name = libraries[l] == RecordCipherLibrary::kIpsecMb ? "ipsec-mb"
-                       : gcm                                         ? "GnuTLS"
-                                                                     : "EVP";
-    std::snprintf(cell, sizeof cell, "  %s: seal %5.0f open %5.0f", name, ours[l].seal,
-                  ours[l].open - copy);
-    line += cell;
+  for (std::size_t i = 0; i < implementations.size(); ++i) {
+    std::printf("%-29s %6zu  %-26s %7.0f %7.0f%s\n", suite_name, plaintext,
+                implementations[i].name.c_str(), ours[i].seal, ours[i].open - copy,
+                failed != 0 ? "  (OPEN FAILED)" : "");
   }
-  std::snprintf(cell, sizeof cell, "   OpenSSL EVP directly: seal %5.0f open %5.0f", evp_costs.seal,
-                evp_costs.open - copy);
-  line += cell;
-  std::printf("%-29s %6zu B%s%s\n", suite_name, plaintext, line.c_str(),
-              failed != 0 ? "  (OPEN FAILED)" : "");
+  std::printf("%-29s %6zu  %-26s %7.0f %7.0f%s\n", suite_name, plaintext, "OpenSSL EVP directly",
+              evp_costs.seal, evp_costs.open - copy, failed != 0 ? "  (OPEN FAILED)" : "");
+  implementations.front().UseOnThisThread();
 }
 
 }  // namespace
@@ -158,19 +182,16 @@ int main(int argc, char** argv) {
   app.add_option("--records", records, "records per measurement")
       ->check(CLI::Range(1000, 10000000));
   CLI11_PARSE(app, argc, argv);
-  const bool have_ipsec =
-      derpkit::net::UseRecordCipherLibraryOnThisThread(derpkit::net::RecordCipherLibrary::kIpsecMb);
   std::printf(
       "ns per record, one thread, fastest of 5 rounds (open excludes the copy that restores the "
-      "sealed record); the relay uses %s\n",
+      "sealed record); the relay uses %s\n\n",
       derpkit::net::DefaultRecordCipherLibraryName().c_str());
+  std::printf("%-29s %6s  %-26s %7s %7s\n", "suite", "bytes", "implementation", "seal", "open");
   for (std::size_t plaintext : {std::size_t{1405}, std::size_t{16384}}) {
-    Row("TLS_AES_128_GCM_SHA256", "AES-128-GCM", Tls13Suite::kAes128GcmSha256, plaintext, records,
-        have_ipsec);
-    Row("TLS_AES_256_GCM_SHA384", "AES-256-GCM", Tls13Suite::kAes256GcmSha384, plaintext, records,
-        have_ipsec);
-    Row("TLS_CHACHA20_POLY1305_SHA256", "ChaCha20-Poly1305", Tls13Suite::kChacha20Poly1305Sha256,
-        plaintext, records, have_ipsec);
+    Rows("TLS_AES_128_GCM_SHA256", "AES-128-GCM", Tls13Suite::kAes128GcmSha256, plaintext, records);
+    Rows("TLS_AES_256_GCM_SHA384", "AES-256-GCM", Tls13Suite::kAes256GcmSha384, plaintext, records);
+    Rows("TLS_CHACHA20_POLY1305_SHA256", "ChaCha20-Poly1305", Tls13Suite::kChacha20Poly1305Sha256,
+         plaintext, records);
   }
   return 0;
 }

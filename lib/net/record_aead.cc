@@ -23,55 +23,93 @@ namespace {
 thread_local std::uint64_t key_schedules_on_this_thread = 0;
 
 #ifdef DERPKIT_HAVE_IPSEC_MB
-// ipsec-mb's manager: a table of function pointers for this CPU's best code, made once. The
-// direct AEAD calls only read it, so every thread shares it. Null when the CPU has no AES-NI
-// (ipsec-mb would run AES in software there) or the library fails to start.
+// ipsec-mb's code paths, each made ready by its init function (a table of function pointers to
+// that code), in the order of ipsec-mb's IMB_ARCH.
+struct IpsecCodePath {
+  IpsecMbCode code;
+  IMB_ARCH arch;
+  void (*init)(IMB_MGR*);
+};
+constexpr IpsecCodePath kIpsecCodePaths[] = {
+    {IpsecMbCode::kSse, IMB_ARCH_SSE, init_mb_mgr_sse},
+    {IpsecMbCode::kAvx, IMB_ARCH_AVX, init_mb_mgr_avx},
+    {IpsecMbCode::kAvx2, IMB_ARCH_AVX2, init_mb_mgr_avx2},
+    {IpsecMbCode::kAvx512, IMB_ARCH_AVX512, init_mb_mgr_avx512},
+};
+
+// One manager, made once and then only read by the direct AEAD calls, so every thread shares it.
+// Null when the CPU has no AES-NI (ipsec-mb would run AES in software there) or the library fails
+// to start.
 struct IpsecMb {
   IMB_MGR* mgr = nullptr;
   IMB_ARCH arch = IMB_ARCH_NONE;
 };
-const IpsecMb& Ipsec() {
-  static const IpsecMb ipsec = [] {
-    IpsecMb made;
-    made.mgr = alloc_mb_mgr(0);
-    if (made.mgr == nullptr) return made;
+// `path` null: the CPU's best code as ipsec-mb judges it (init_mb_mgr_auto).
+IpsecMb MakeIpsecMb(const IpsecCodePath* path) {
+  IpsecMb made;
+  made.mgr = alloc_mb_mgr(0);
+  if (made.mgr == nullptr) return made;
+  if (path == nullptr) {
     init_mb_mgr_auto(made.mgr, &made.arch);
-    if (imb_get_errno(made.mgr) != 0 || made.arch < IMB_ARCH_SSE) {
-      free_mb_mgr(made.mgr);
-      made.mgr = nullptr;
+  } else {
+    path->init(made.mgr);
+    made.arch = path->arch;
+  }
+  if (imb_get_errno(made.mgr) != 0 || made.arch < IMB_ARCH_SSE) {
+    free_mb_mgr(made.mgr);
+    made.mgr = nullptr;
+  }
+  return made;
+}
+const IpsecMb& Best() {
+  static const IpsecMb best = MakeIpsecMb(nullptr);
+  return best;
+}
+// The manager for `code`, or null when the CPU cannot run it. Only code paths up to Best()'s are
+// ever made, so no instruction the CPU lacks is tried; they are made on the first request for any
+// (the relay never asks: it runs Best()).
+const IMB_MGR* ManagerFor(IpsecMbCode code) {
+  if (code == IpsecMbCode::kBest || Best().mgr == nullptr) return Best().mgr;
+  static const auto forced = [] {
+    std::array<IpsecMb, std::size(kIpsecCodePaths)> made{};
+    for (std::size_t i = 0; i < made.size(); ++i) {
+      if (kIpsecCodePaths[i].arch <= Best().arch) made[i] = MakeIpsecMb(&kIpsecCodePaths[i]);
     }
     return made;
   }();
-  return ipsec;
-}
-const char* IpsecArchName(IMB_ARCH arch) {
-  switch (arch) {
-    case IMB_ARCH_SSE:
-      return "SSE";
-    case IMB_ARCH_AVX:
-      return "AVX";
-    case IMB_ARCH_AVX2:
-      return "AVX2";
-    case IMB_ARCH_AVX512:
-      return "AVX-512";
-    default:
-      return "no AES-NI";
+  for (std::size_t i = 0; i < forced.size(); ++i) {
+    if (kIpsecCodePaths[i].code == code) return forced[i].mgr;
   }
+  return nullptr;
 }
+// Which code Best() runs, for the relay's startup log.
+IpsecMbCode BestCode() {
+  for (const IpsecCodePath& path : kIpsecCodePaths) {
+    if (path.arch == Best().arch) return path.code;
+  }
+  return IpsecMbCode::kBest;
+}
+using IpsecManager = IMB_MGR;
 // One key's expanded AES key and GHASH powers (~1 KB), on the alignment ipsec-mb's vector code
 // loads them with.
 struct alignas(64) IpsecGcmKey {
   gcm_key_data data;
 };
-bool IpsecAvailable() { return Ipsec().mgr != nullptr; }
+bool IpsecAvailable() { return Best().mgr != nullptr; }
+const IpsecManager* BestIpsecManager() { return Best().mgr; }
 #else
 struct IpsecGcmKey {};
+struct IpsecManager {};
 bool IpsecAvailable() { return false; }
+const IpsecManager* BestIpsecManager() { return nullptr; }
 #endif
 
 // Which library this thread's records use: the process's default unless a test or the bench
 // chose (UseRecordCipherLibraryOnThisThread).
 thread_local RecordCipherLibrary library_on_this_thread = DefaultRecordCipherLibrary();
+// Which ipsec-mb code this thread's records run: the best for the CPU unless a test or the bench
+// chose (UseIpsecMbCodeOnThisThread).
+thread_local const IpsecManager* ipsec_on_this_thread = BestIpsecManager();
 
 gnutls_cipher_algorithm_t GcmAlgorithm(Tls13Suite suite) {
   return suite == Tls13Suite::kAes256GcmSha384 ? GNUTLS_CIPHER_AES_256_GCM
@@ -92,6 +130,7 @@ enum class StateKind { kNone, kIpsecGcm, kIpsecChacha, kGnutlsGcm, kEvpChacha };
 struct Entry {
   StateKind kind = StateKind::kNone;
   std::unique_ptr<IpsecGcmKey> ipsec_gcm;        // kIpsecGcm
+  const IpsecManager* ipsec = nullptr;           // kIpsecGcm, kIpsecChacha: the code it runs
   gnutls_aead_cipher_hd_t gnutls_gcm = nullptr;  // kGnutlsGcm
   EVP_CIPHER_CTX* evp_chacha = nullptr;          // kEvpChacha
   Tls13Suite suite = Tls13Suite::kAes128GcmSha256;
@@ -105,8 +144,12 @@ struct Entry {
     }
     return chacha ? StateKind::kEvpChacha : StateKind::kGnutlsGcm;
   }
+  // The same key, suite, library and (for ipsec-mb, whose code paths lay out a GCM key's
+  // precomputed powers each their own way) code path.
   bool Serves(const TrafficKeys& keys, StateKind wanted) const {
+    const bool ipsec_kind = kind == StateKind::kIpsecGcm || kind == StateKind::kIpsecChacha;
     return kind == wanted && suite == keys.suite &&
+           (!ipsec_kind || ipsec == ipsec_on_this_thread) &&
            std::memcmp(key.data(), keys.key.data(), Tls13KeyBytes(suite)) == 0;
   }
   void Drop() {
@@ -114,6 +157,7 @@ struct Entry {
     if (ipsec_gcm != nullptr) OPENSSL_cleanse(&ipsec_gcm->data, sizeof ipsec_gcm->data);
 #endif
     ipsec_gcm.reset();
+    ipsec = nullptr;
     if (gnutls_gcm != nullptr) gnutls_aead_cipher_deinit(gnutls_gcm);
     gnutls_gcm = nullptr;
     EVP_CIPHER_CTX_free(evp_chacha);
@@ -126,7 +170,9 @@ struct Entry {
     switch (wanted) {
       case StateKind::kIpsecGcm: {
 #ifdef DERPKIT_HAVE_IPSEC_MB
-        const IMB_MGR* mgr = Ipsec().mgr;
+        const IMB_MGR* mgr = ipsec_on_this_thread;
+        if (mgr == nullptr) return false;
+        ipsec = mgr;
         ipsec_gcm = std::make_unique<IpsecGcmKey>();
         (keys.suite == Tls13Suite::kAes256GcmSha384 ? mgr->gcm256_pre : mgr->gcm128_pre)(
             keys.key.data(), &ipsec_gcm->data);
@@ -136,7 +182,8 @@ struct Entry {
 #endif
       }
       case StateKind::kIpsecChacha:
-        if (!IpsecAvailable()) return false;
+        if (ipsec_on_this_thread == nullptr) return false;
+        ipsec = ipsec_on_this_thread;
         break;
       case StateKind::kGnutlsGcm: {
         gnutls_datum_t datum{const_cast<unsigned char*>(keys.key.data()),
@@ -172,7 +219,7 @@ struct Entry {
 bool IpsecCrypt(const Entry& e, bool seal, const std::uint8_t* nonce, const std::uint8_t* aad,
                 unsigned char* body, std::size_t bytes, std::uint8_t* tag_out) {
 #ifdef DERPKIT_HAVE_IPSEC_MB
-  const IMB_MGR* mgr = Ipsec().mgr;
+  const IMB_MGR* mgr = e.ipsec;
   if (e.kind == StateKind::kIpsecGcm) {
     const bool aes256 = e.suite == Tls13Suite::kAes256GcmSha384;
     const aes_gcm_enc_dec_t crypt = seal ? (aes256 ? mgr->gcm256_enc : mgr->gcm128_enc)
@@ -365,11 +412,38 @@ bool UseRecordCipherLibraryOnThisThread(RecordCipherLibrary library) {
   return true;
 }
 
+bool UseIpsecMbCodeOnThisThread(IpsecMbCode code) {
+#ifdef DERPKIT_HAVE_IPSEC_MB
+  const IpsecManager* mgr = ManagerFor(code);
+  if (mgr == nullptr) return false;
+  ipsec_on_this_thread = mgr;
+  return true;
+#else
+  (void)code;
+  return false;
+#endif
+}
+
+const char* IpsecMbCodeName(IpsecMbCode code) {
+  switch (code) {
+    case IpsecMbCode::kSse:
+      return "SSE";
+    case IpsecMbCode::kAvx:
+      return "AVX";
+    case IpsecMbCode::kAvx2:
+      return "AVX2";
+    case IpsecMbCode::kAvx512:
+      return "AVX-512";
+    default:
+      return "best";
+  }
+}
+
 std::string DefaultRecordCipherLibraryName() {
 #ifdef DERPKIT_HAVE_IPSEC_MB
   if (IpsecAvailable()) {
     return std::string("intel-ipsec-mb ") + imb_get_version_str() + " (" +
-           IpsecArchName(Ipsec().arch) + " code)";
+           IpsecMbCodeName(BestCode()) + " code)";
   }
 #endif
   return std::string("GnuTLS ") + gnutls_check_version(nullptr) + " (AES-GCM) and " +

@@ -8,7 +8,9 @@
 //   VPCLMULQDQ on 512-bit registers where present). Here, per 1.4 KB record, AES-128-GCM seals
 //   and opens in ~150-200 ns against GnuTLS's ~450-520 ns; with one record per DERP frame, as
 //   Tailscale's client writes, that is ~0.7 us of each relayed packet. ChaCha20-Poly1305 takes
-//   ~1.0 us against OpenSSL EVP's ~1.5-2.1 us (16 KB: 1.2x).
+//   ~1.0 us against OpenSSL EVP's ~1.5-2.1 us (16 KB: 1.2x). Without AVX-512 its AVX2, AVX and
+//   SSE code still seal AES-GCM 5-30% faster than GnuTLS at 1.4 KB; its AVX2 ChaCha20-Poly1305
+//   is 15-25% faster than OpenSSL's AVX2 code at 1.4 KB and ~25% slower at 16 KB (README).
 // - Otherwise (other architectures, no AES-NI): AES-GCM by GnuTLS's AEAD calls, one call per
 //   record over AES-NI/PCLMUL assembly where present (OpenSSL 3's EVP spends ~100-150 ns more per
 //   1.4 KB record on parameter plumbing: EVP_CipherInit_ex for the nonce, the tag ctrl, each
@@ -61,6 +63,16 @@ RecordCipherLibrary DefaultRecordCipherLibrary();
 // Makes this thread use `library` from now on (tests and bench/record-ciphers compare the two).
 // False, changing nothing, when that library cannot run here.
 bool UseRecordCipherLibraryOnThisThread(RecordCipherLibrary library);
+// ipsec-mb's code paths for AES-GCM and ChaCha20-Poly1305. The relay runs the best the CPU has
+// (kBest: on this machine AVX-512 with VAES); the others are what a CPU without AVX-512 (AVX2,
+// AVX) or without AVX (SSE) would run, for the test that checks they all agree and for
+// bench/record-ciphers, which times each against the portable pair.
+enum class IpsecMbCode { kBest, kSse, kAvx, kAvx2, kAvx512 };
+// Makes this thread's ipsec-mb records run `code` from now on. False, changing nothing, when
+// ipsec-mb is not built in or this CPU cannot run that code.
+bool UseIpsecMbCodeOnThisThread(IpsecMbCode code);
+// "SSE", "AVX", "AVX2", "AVX-512" or "best".
+const char* IpsecMbCodeName(IpsecMbCode code);
 // What seals records by default, for the relay's startup log: e.g. "intel-ipsec-mb 1.3.0
 // (AVX-512 code)".
 std::string DefaultRecordCipherLibraryName();

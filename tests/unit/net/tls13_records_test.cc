@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <string>
 #include <vector>
 
 #include "lib/net/record_aead.h"
@@ -244,17 +245,73 @@ TEST(Tls13Records, EverySuiteRoundTripsAcrossKeyUpdates) {
 // (empty, under one block, block edges, one DERP frame, a full record) in every suite, and each
 // rejects a flipped bit anywhere in the ciphertext or tag. Where ipsec-mb is not built in (or the
 // CPU has no AES-NI) only the portable pair runs, and the test says so.
-TEST(Tls13Records, RecordCipherLibrariesAgree) {
-  std::vector<RecordCipherLibrary> libraries = {RecordCipherLibrary::kPortable};
-  if (UseRecordCipherLibraryOnThisThread(RecordCipherLibrary::kIpsecMb)) {
-    libraries.push_back(RecordCipherLibrary::kIpsecMb);
-  } else {
-    std::printf("note: ipsec-mb not available here; the portable libraries only\n");
+// One way of sealing and opening records: a library and, for ipsec-mb, one of its code paths.
+struct RecordCipher {
+  RecordCipherLibrary library;
+  IpsecMbCode code;
+  std::string name;
+  bool UseOnThisThread() const {
+    return UseRecordCipherLibraryOnThisThread(library) &&
+           (library == RecordCipherLibrary::kPortable || UseIpsecMbCodeOnThisThread(code));
   }
+};
+
+// The portable pair and every ipsec-mb code path this CPU can run.
+std::vector<RecordCipher> RecordCiphersHere() {
+  std::vector<RecordCipher> ciphers = {
+      {RecordCipherLibrary::kPortable, IpsecMbCode::kBest, "portable"}};
+  if (!UseRecordCipherLibraryOnThisThread(RecordCipherLibrary::kIpsecMb)) {
+    std::printf("note: ipsec-mb not available here; the portable libraries only\n");
+    return ciphers;
+  }
+  for (const IpsecMbCode code : {IpsecMbCode::kBest, IpsecMbCode::kSse, IpsecMbCode::kAvx,
+                                 IpsecMbCode::kAvx2, IpsecMbCode::kAvx512}) {
+    if (UseIpsecMbCodeOnThisThread(code)) {
+      ciphers.push_back(
+          {RecordCipherLibrary::kIpsecMb, code, std::string("ipsec-mb ") + IpsecMbCodeName(code)});
+    }
+  }
+  EXPECT_TRUE(UseIpsecMbCodeOnThisThread(IpsecMbCode::kBest));
+  return ciphers;
+}
+
+// A key cached for one ipsec-mb code path is not reused by another (their GCM key layouts
+// differ), so a thread that switches code makes a key schedule for the key again, and the records
+// it seals then are the chosen code's.
+TEST(Tls13Records, EachIpsecMbCodeMakesItsOwnKeySchedule) {
+  const std::vector<RecordCipher> ciphers = RecordCiphersHere();
+  const Bytes payload = Payload50();
+  // A key no other test uses, so no cache on this thread holds it yet.
+  const auto made =
+      MakeTrafficKeys(Tls13Suite::kAes128GcmSha256, std::vector<std::uint8_t>(32, 0xa7));
+  ASSERT_TRUE(made.has_value()) << made.error();
+  std::string first_record;
+  for (const RecordCipher& cipher : ciphers) {
+    SCOPED_TRACE(cipher.name);
+    ASSERT_TRUE(cipher.UseOnThisThread());
+    for (int round = 0; round < 2; ++round) {
+      const std::uint64_t schedules_before = AeadKeySchedulesOnThisThread();
+      TrafficKeys writer = *made;
+      Bytes record = RecordRoom(payload);
+      ASSERT_TRUE(SealRecord(writer, ContentType::kApplicationData, record, payload.size()));
+      if (first_record.empty()) first_record = HexEncode(record);
+      EXPECT_EQ(HexEncode(record), first_record);
+      // The first record after a switch schedules the key; the second reuses it.
+      EXPECT_EQ(AeadKeySchedulesOnThisThread() - schedules_before, round == 0 ? 1u : 0u);
+    }
+  }
+  ASSERT_TRUE(UseRecordCipherLibraryOnThisThread(DefaultRecordCipherLibrary()));
+  if (DefaultRecordCipherLibrary() == RecordCipherLibrary::kIpsecMb) {
+    ASSERT_TRUE(UseIpsecMbCodeOnThisThread(IpsecMbCode::kBest));
+  }
+}
+
+TEST(Tls13Records, RecordCipherLibrariesAgree) {
+  const std::vector<RecordCipher> ciphers = RecordCiphersHere();
   const RecordCipherLibrary default_library = DefaultRecordCipherLibrary();
-  for (const RecordCipherLibrary library : libraries) {
-    SCOPED_TRACE(library == RecordCipherLibrary::kIpsecMb ? "ipsec-mb" : "portable");
-    ASSERT_TRUE(UseRecordCipherLibraryOnThisThread(library));
+  for (const RecordCipher& cipher : ciphers) {
+    SCOPED_TRACE(cipher.name);
+    ASSERT_TRUE(cipher.UseOnThisThread());
     const Bytes payload = Payload50();
     TrafficKeys client = Keys(Tls13Suite::kAes128GcmSha256, kClientApSecret);
     Bytes record = RecordRoom(payload);
@@ -270,10 +327,9 @@ TEST(Tls13Records, RecordCipherLibrariesAgree) {
                                  Tls13Suite::kChacha20Poly1305Sha256}) {
     SCOPED_TRACE(Tls13SuiteName(suite));
     const std::vector<std::uint8_t> secret(Tls13SecretBytes(suite), 0x3c);
-    for (const RecordCipherLibrary sealer : libraries) {
-      for (const RecordCipherLibrary opener : libraries) {
-        SCOPED_TRACE(testing::Message() << "sealer " << static_cast<int>(sealer) << ", opener "
-                                        << static_cast<int>(opener));
+    for (const RecordCipher& sealer : ciphers) {
+      for (const RecordCipher& opener : ciphers) {
+        SCOPED_TRACE("sealer " + sealer.name + ", opener " + opener.name);
         auto made = MakeTrafficKeys(suite, secret);
         ASSERT_TRUE(made.has_value()) << made.error();
         TrafficKeys writer = *made;
@@ -286,9 +342,9 @@ TEST(Tls13Records, RecordCipherLibrariesAgree) {
           Bytes plaintext(size);
           for (std::size_t i = 0; i < size; ++i) plaintext[i] = static_cast<std::byte>(i * 13 + 5);
           Bytes record = RecordRoom(plaintext);
-          ASSERT_TRUE(UseRecordCipherLibraryOnThisThread(sealer));
+          ASSERT_TRUE(sealer.UseOnThisThread());
           ASSERT_TRUE(SealRecord(writer, ContentType::kApplicationData, record, size));
-          ASSERT_TRUE(UseRecordCipherLibraryOnThisThread(opener));
+          ASSERT_TRUE(opener.UseOnThisThread());
           // A flipped bit in the first ciphertext byte, the last, or the tag: rejected, and the
           // sequence number stays.
           for (const std::size_t flip :
@@ -311,6 +367,8 @@ TEST(Tls13Records, RecordCipherLibrariesAgree) {
     }
   }
   ASSERT_TRUE(UseRecordCipherLibraryOnThisThread(default_library));
+  ASSERT_TRUE(UseIpsecMbCodeOnThisThread(IpsecMbCode::kBest) ||
+              default_library == RecordCipherLibrary::kPortable);
 }
 
 }  // namespace
