@@ -54,9 +54,9 @@
 #include "bench/load_config.h"
 #include "bench/load_flow.h"
 #include "bench/paced_flows.h"
-#include "bench/percentiles.h"
 #include "bench/proc_stats.h"
 #include "bench/report.h"
+#include "bench/round_trips.h"
 #include "bench/ws_burst.h"
 #include "lib/derpclient/client.h"
 #include "lib/net/stream.h"
@@ -448,26 +448,9 @@ int Main(int argc, char** argv) {
                   : nlohmann::json();
     }
   }
-  std::vector<std::int64_t> sorted = latency.rtt_ns;
-  std::sort(sorted.begin(), sorted.end());
-  auto us = [](std::int64_t ns) { return static_cast<double>(ns) / 1000.0; };
-  if (latency_pair) {
-    nlohmann::json& l = j["latency"];
-    l["packet_size_bytes"] = kLatencyPacketSize;
-    l["interval_us"] = static_cast<double>(cfg.interval.count()) / 1000.0;
-    l["sent"] = latency.stats.sent_packets;
-    l["answered"] = sorted.size();
-    l["lost"] = latency.stats.sent_packets -
-                std::min<std::uint64_t>(latency.stats.sent_packets, sorted.size());
-    if (!sorted.empty()) {
-      l["p50_us"] = us(NearestRankPercentile(sorted, 50));
-      l["p90_us"] = us(NearestRankPercentile(sorted, 90));
-      l["p99_us"] = us(NearestRankPercentile(sorted, 99));
-      l["p999_us"] = us(NearestRankPercentile(sorted, 99.9));
-      l["min_us"] = us(sorted.front());
-      l["max_us"] = us(sorted.back());
-    }
-  }
+  RoundTrips trips{latency.stats.sent_packets, latency.rtt_ns};
+  std::sort(trips.sorted_ns.begin(), trips.sorted_ns.end());
+  if (latency_pair) j["latency"] = RoundTripsJson(trips, kLatencyPacketSize, cfg.interval);
   j["other_frames"] = totals.flows.other_frames + latency.stats.other_frames;
   j["errors"] = run_errors;
 
@@ -519,16 +502,7 @@ int Main(int argc, char** argv) {
                                    " of " + std::to_string(totals.flows.sent_packets) + ")"});
     }
     if (latency_pair) {
-      t.AddRow({"round trips", std::to_string(sorted.size()) + " of " +
-                                   std::to_string(latency.stats.sent_packets) + " answered"});
-      if (!sorted.empty()) {
-        t.AddRow({"rtt p50", Fixed(us(NearestRankPercentile(sorted, 50)), 1) + " us"});
-        t.AddRow({"rtt p90", Fixed(us(NearestRankPercentile(sorted, 90)), 1) + " us"});
-        t.AddRow({"rtt p99", Fixed(us(NearestRankPercentile(sorted, 99)), 1) + " us"});
-        t.AddRow({"rtt p99.9", Fixed(us(NearestRankPercentile(sorted, 99.9)), 1) + " us"});
-        t.AddRow({"rtt min / max",
-                  Fixed(us(sorted.front()), 1) + " / " + Fixed(us(sorted.back()), 1) + " us"});
-      }
+      AddRoundTripRows(t, trips);
     }
     t.AddRow({"window", Fixed(window_seconds, 2) + " s"});
     if (cfg.relay_pid) {
@@ -556,10 +530,8 @@ int Main(int argc, char** argv) {
           loss);
       if (per_cpu) std::printf(", %.0f Mbit per relay CPU-second", *per_cpu);
       std::printf("\n");
-    } else if (!sorted.empty()) {
-      std::printf("summary: rtt p50 %.1f us, p99 %.1f us, p99.9 %.1f us (%s)\n",
-                  us(NearestRankPercentile(sorted, 50)), us(NearestRankPercentile(sorted, 99)),
-                  us(NearestRankPercentile(sorted, 99.9)),
+    } else if (!trips.sorted_ns.empty()) {
+      std::printf("summary: %s (%s)\n", RoundTripSummary(trips).c_str(),
                   load_pairs > 0 ? ("beside " + Fixed(cfg.background_mbps, 0) + " Mbit/s").c_str()
                                  : "idle relay");
     }
@@ -575,7 +547,7 @@ int Main(int argc, char** argv) {
                  run_errors.size(), run_errors[0].c_str());
     return 1;
   }
-  if (latency_pair && sorted.empty()) {
+  if (latency_pair && trips.sorted_ns.empty()) {
     std::fprintf(stderr, "%s: no echo came back\n", kTool.data());
     return 1;
   }

@@ -16,18 +16,27 @@
 // This is the io_uring measurement of issue #11 (README, "What limits the figures now"): liburing
 // here, because asio's io_uring backend has no multishot receive or provided buffers.
 //
+// --mode latency is derp-load --mode latency's shape with no relay: A pings B every --interval
+// through one pair, B echoes each ping back through a second, A records the round trips. A and B
+// share one thread and one epoll (as derp-load's latency pair shares one event loop), so a round
+// trip is the same four wake-ups as through a relay: forwarder, B, forwarder, A. Its percentiles
+// are the floor of the relay's latency rows on this machine.
+//
 // Threads: the main thread builds the sockets and reads the clocks at the window's edges; the
 // sender, the forwarder and the receiver are one thread each, stopped in that order (the sender
-// first, so that no write blocks on a forwarder that has gone).
+// first, so that no write blocks on a forwarder that has gone). In latency mode the pinger (A
+// and B) takes the sender's and the receiver's place.
 #include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -44,6 +53,7 @@
 
 #include "bench/proc_stats.h"
 #include "bench/report.h"
+#include "bench/round_trips.h"
 
 namespace derpkit::bench {
 namespace {
@@ -313,10 +323,121 @@ void ForwardWithIoUring(const Sockets& s, Counters& c) {
   std::free(ring_memory);
 }
 
+// The latency pair's thread (--mode latency): A writes a ping of `wire` bytes (its send time and
+// sequence number in the first 16) to pair 0 on a timerfd every `interval`; B echoes whatever it
+// reads from pair 0 into pair 1; A takes each whole ping from pair 1 and records its round trip.
+// The first `warmup` pings are not recorded. After the last ping, answers are awaited up to
+// 500 ms.
+RoundTrips RunPingPong(const Sockets& s, std::size_t wire, std::chrono::nanoseconds interval,
+                       int warmup, int samples) {
+  const int ep = ::epoll_create1(EPOLL_CLOEXEC);
+  const int timer = ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+  if (ep < 0 || timer < 0) FailSystem("epoll_create1/timerfd_create", errno);
+  const int b_in = s.receive[0], a_in = s.receive[1];
+  for (int fd : {timer, b_in, a_in}) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+  }
+  itimerspec every{};
+  every.it_interval.tv_sec = static_cast<time_t>(interval.count() / 1'000'000'000);
+  every.it_interval.tv_nsec = static_cast<long>(interval.count() % 1'000'000'000);
+  every.it_value = every.it_interval;
+  ::timerfd_settime(timer, 0, &every, nullptr);
+
+  auto now_ns = [] {
+    timespec t{};
+    ::clock_gettime(CLOCK_MONOTONIC, &t);
+    return static_cast<std::int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
+  };
+  RoundTrips trips;
+  std::vector<char> ping(wire, 'p'), buffer(kForwardBufferSize), pongs;
+  const std::int64_t total = warmup + samples;
+  std::int64_t next_seq = 0, answered = 0;
+  std::int64_t give_up_ns = 0;  // set when the last ping has left
+  epoll_event events[4];
+  while (answered < total && (give_up_ns == 0 || now_ns() < give_up_ns)) {
+    const int n = ::epoll_wait(ep, events, 4, 100);
+    for (int k = 0; k < n; ++k) {
+      const int fd = events[k].data.fd;
+      if (fd == timer) {
+        std::uint64_t expirations = 0;
+        if (::read(timer, &expirations, sizeof expirations) < 0 || next_seq >= total) continue;
+        const std::int64_t stamp[2] = {now_ns(), next_seq};
+        std::memcpy(ping.data(), stamp, sizeof stamp);
+        SendAll(s.send[0], ping.data(), wire);
+        if (next_seq >= warmup) ++trips.sent;
+        if (++next_seq == total) give_up_ns = now_ns() + 500'000'000;
+      } else if (fd == b_in) {
+        const ssize_t got = ::recv(b_in, buffer.data(), buffer.size(), MSG_DONTWAIT);
+        if (got > 0) SendAll(s.send[1], buffer.data(), static_cast<std::size_t>(got));
+      } else {
+        const ssize_t got = ::recv(a_in, buffer.data(), buffer.size(), MSG_DONTWAIT);
+        if (got <= 0) continue;
+        const std::int64_t arrived_ns = now_ns();
+        pongs.insert(pongs.end(), buffer.data(), buffer.data() + got);
+        std::size_t taken = 0;
+        for (; pongs.size() - taken >= wire; taken += wire) {
+          std::int64_t stamp[2];
+          std::memcpy(stamp, pongs.data() + taken, sizeof stamp);
+          ++answered;
+          if (stamp[1] >= warmup) trips.sorted_ns.push_back(arrived_ns - stamp[0]);
+        }
+        pongs.erase(pongs.begin(), pongs.begin() + static_cast<std::ptrdiff_t>(taken));
+      }
+    }
+  }
+  ::close(timer);
+  ::close(ep);
+  std::sort(trips.sorted_ns.begin(), trips.sorted_ns.end());
+  return trips;
+}
+
 double ThreadCpuSeconds(clockid_t clock) {
   timespec t{};
   ::clock_gettime(clock, &t);
   return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) / 1e9;
+}
+
+// The forwarder thread of either kind, on `sockets` until `counters.stop`.
+std::thread StartForwarder(const std::string& loop, const Sockets& sockets, Counters& counters) {
+  return std::thread([&loop, &sockets, &counters] {
+    if (loop == "io_uring")
+      ForwardWithIoUring(sockets, counters);
+    else
+      ForwardWithEpoll(sockets, counters);
+  });
+}
+
+// --mode latency: the forwarder on two pairs, the ping-pong thread on their ends.
+int RunLatency(const std::string& loop, std::size_t payload, std::size_t wire,
+               std::chrono::nanoseconds interval, int samples, bool json) {
+  Sockets sockets;
+  MakeSockets(2, sockets);
+  Counters counters;
+  std::thread forwarder = StartForwarder(loop, sockets, counters);
+  const RoundTrips trips = RunPingPong(sockets, wire, interval, 100, samples);
+  counters.stop = true;
+  forwarder.join();
+  if (json) {
+    nlohmann::json out = {{"tool", kTool},
+                          {"mode", "latency"},
+                          {"loop", loop},
+                          {"wire_bytes_per_packet", wire},
+                          {"latency", RoundTripsJson(trips, payload, interval)}};
+    std::printf("%s\n", out.dump(2).c_str());
+  } else {
+    Table table;
+    table.AddRow({"forwarder", loop});
+    table.AddRow({"ping", std::to_string(payload) + " B payload, " + std::to_string(wire) +
+                              " B on the wire, every " +
+                              Fixed(static_cast<double>(interval.count()) / 1000.0, 0) + " us"});
+    AddRoundTripRows(table, trips);
+    table.Print(stdout);
+    if (!trips.sorted_ns.empty()) std::printf("summary: %s\n", RoundTripSummary(trips).c_str());
+  }
+  return trips.sorted_ns.empty() ? 1 : 0;
 }
 
 int Main(int argc, char** argv) {
@@ -324,20 +445,32 @@ int Main(int argc, char** argv) {
       "forward-floor: the kernel's cost of forwarding one traffic shape over loopback TCP, with "
       "an epoll or an io_uring forwarder that neither parses nor encrypts: the floor that relay "
       "rows of the same shape (derp-load --tls-record-per-frame) are read against. Prints "
-      "delivered Mbit/s and Mbit per forwarder CPU-second."};
+      "delivered Mbit/s and Mbit per forwarder CPU-second; with --mode latency, the round trips "
+      "of pings through the forwarder (the floor of derp-load --mode latency)."};
   app.footer(
       "Example:\n"
       "  forward-floor --loop epoll --rate-mbps 1000\n"
       "  forward-floor --loop io_uring --rate-mbps 500 --duration 5s --json\n"
+      "  forward-floor --mode latency --samples 2000 --interval 1ms\n"
       "Exit status: 0 when the run completed, 1 when a socket or io_uring failed, 2 for bad "
       "flags.");
+  std::string mode = "throughput";
   std::string loop = "epoll";
+  int samples = 2000;
+  std::string interval_text = "1ms";
   double rate_mbps = 1000;
   std::size_t pairs = 10;
   std::size_t payload = 1400;
   int overhead = kDefaultOverhead;
   std::string duration_text = "5s", warmup_text = "1s";
   bool json = false;
+  app.add_option("--mode", mode,
+                 "throughput: paced pairs, Mbit per forwarder CPU-second; latency: round trips "
+                 "of pings, as derp-load --mode latency.")
+      ->check(CLI::IsMember({"throughput", "latency"}));
+  app.add_option("--samples", samples, "Latency mode: pings recorded (after 100 not recorded).")
+      ->check(CLI::Range(1, 1000000));
+  app.add_option("--interval", interval_text, "Latency mode: time between pings (Go duration).");
   app.add_option("--loop", loop, "Forwarder: epoll (the relay's way) or io_uring.")
       ->check(CLI::IsMember({"epoll", "io_uring"}));
   app.add_option("-r,--rate-mbps", rate_mbps,
@@ -346,8 +479,11 @@ int Main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 100000.0));
   app.add_option("-p,--pairs", pairs, "Pairs (one inbound and one outbound connection each).")
       ->check(CLI::Range(1, 1000));
-  app.add_option("-s,--size", payload, "Payload bytes per message (counted in Mbit/s).")
-      ->check(CLI::Range(16, 65536));
+  CLI::Option* size_flag =
+      app.add_option("-s,--size", payload,
+                     "Payload bytes per message (counted in Mbit/s; latency mode: default 64, "
+                     "as derp-load's pings).")
+          ->check(CLI::Range(16, 65536));
   app.add_option("--overhead", overhead,
                  "Wire bytes per message beyond the payload (default: a DERP frame's header and "
                  "key and a TLS 1.3 record's overhead, as in derp-load's TLS rows).")
@@ -359,17 +495,19 @@ int Main(int argc, char** argv) {
   const auto window = ParseDurationFlag(kTool, "duration", duration_text);
   const auto warmup = ParseDurationFlag(kTool, "warmup", warmup_text);
   if (window <= std::chrono::nanoseconds::zero()) FailUsage(kTool, "--duration must be positive");
+  if (mode == "latency" && size_flag->count() == 0) payload = 64;
   const std::size_t wire = payload + static_cast<std::size_t>(overhead);
+  if (mode == "latency") {
+    const auto interval = ParseDurationFlag(kTool, "interval", interval_text);
+    if (interval <= std::chrono::nanoseconds::zero())
+      FailUsage(kTool, "--interval must be positive");
+    return RunLatency(loop, payload, wire, interval, samples, json);
+  }
 
   Sockets sockets;
   MakeSockets(pairs, sockets);
   Counters counters;
-  std::thread forwarder([&] {
-    if (loop == "io_uring")
-      ForwardWithIoUring(sockets, counters);
-    else
-      ForwardWithEpoll(sockets, counters);
-  });
+  std::thread forwarder = StartForwarder(loop, sockets, counters);
   clockid_t forwarder_clock{};
   ::pthread_getcpuclockid(forwarder.native_handle(), &forwarder_clock);
   std::thread receiver([&] { RunReceiver(sockets.receive, counters); });

@@ -205,6 +205,8 @@ def table(header, rows):
 
 
 def relay_desc(row):
+    if row.data and row.get("tool") == "forward-floor":
+        return "none (forward-floor)"
     return ("TLS" if row.get("tls") else "plain") if row.data else "?"
 
 
@@ -536,7 +538,12 @@ def main():
                 fmt(row.get("latency", "p99_us")), fmt(row.get("latency", "p999_us"))]
 
     out.append("## Latency: round trips of 64-byte packets, one every 1 ms (`--workers 1`)\n")
-    ids = [f"latency-{m}-{l}" for m in modes for l in ("idle", "1000")]
+    out.append(
+        "`floor-latency-idle` runs no relay: `forward-floor --mode latency` sends the same pings "
+        "(64 B of payload in a TLS row's 123 B) through a bare epoll forwarder and back, with both "
+        "ends on one thread as in derp-load, so a round trip is the same four wake-ups. Its "
+        "percentiles are this machine's floor for the latency rows.\n")
+    ids = [f"latency-{m}-{l}" for m in modes for l in ("idle", "1000")] + ["floor-latency-idle"]
     header = ["Row", "Relay", "Load", "Answered", "p50 µs", "p90 µs", "p99 µs", "p99.9 µs",
               "Target", "Met"]
     out.append(table(header, section_rows(ids, latency_cells, header)))

@@ -219,6 +219,21 @@ for mode in plain tls; do
   done
 done
 
+# forward-floor rows need its binary, which an older build directory may lack.
+need_floor_bin() {
+  [[ -x $FLOOR_BIN ]] && return 0
+  echo "run-benchmarks.sh: $FLOOR_BIN is missing; build it first:" >&2
+  echo "  cmake --build $BUILD_DIR --target forward-floor" >&2
+  exit 2
+}
+
+# The latency rows' floor: the same pings through a bare forwarder, no relay running.
+if want floor-latency-idle; then
+  need_floor_bin
+  stop_relay
+  point floor-latency-idle forward-floor --mode latency --samples 2000 --interval 1ms
+fi
+
 # 2. Issue #11's senders, each group on a fresh relay: bursty senders (a blocking thread per
 # pair, one write() per frame, ~1 ms sleeps) over plain TCP, and TLS with one TLS record per
 # frame (as Tailscale's Go client writes).
@@ -254,11 +269,7 @@ for loop in epoll io_uring; do
   for rate in 500 1000 2000; do
     id=floor-$loop-$rate
     want "$id" || continue
-    if [[ ! -x $FLOOR_BIN ]]; then
-      echo "run-benchmarks.sh: $FLOOR_BIN is missing; build it first:" >&2
-      echo "  cmake --build $BUILD_DIR --target forward-floor" >&2
-      exit 2
-    fi
+    need_floor_bin
     stop_relay
     point "$id" forward-floor --loop "$loop" --pairs 10 --size 1400 --rate-mbps "$rate" \
       --duration "$D"

@@ -3,7 +3,8 @@
 # on 127.0.0.1 (kernel-chosen ports) and must exit 0 and print its figures; derp-load's --json
 # must parse and carry the fields the report reads, in every mode (paced, bursty senders over
 # plain and TLS, one TLS record per frame, WebSocket bursts over ws and wss); bad flags exit 2;
-# the open-file limits are reported in words, on our side and on the relay's; and
+# forward-floor's forwarders and its latency mode run; the open-file limits are reported in words,
+# on our side and on the relay's; and
 # bench/run-benchmarks.sh writes a report (summary, sections, --workers comparison) for a few
 # rows. No figure is asserted: the relay's numbers are the benchmark's business.
 #
@@ -176,6 +177,12 @@ else
 fi
 run floor-unpaced 0 "$FLOOR" --pairs 1 --rate-mbps 0 --duration 200ms --warmup 0s
 expect floor-unpaced '^offered +unpaced$'
+# Its latency mode: every ping answered through the bare forwarder, the JSON shaped as derp-load's.
+run floor-latency 0 "$FLOOR" --mode latency --samples 50 --interval 2ms --json
+json_check floor-latency 'd["mode"] == "latency" and d["latency"]["sent"] == 50 and d["latency"]["answered"] == 50 and d["latency"]["lost"] == 0 and 0 < d["latency"]["p50_us"] <= d["latency"]["p99_us"] and d["wire_bytes_per_packet"] == 123'
+run floor-latency-text 0 "$FLOOR" --mode latency --samples 20 --interval 1ms --size 200
+expect floor-latency-text '^round trips +20 of 20 answered$'
+expect floor-latency-text '^ping +200 B payload, 259 B on the wire, every 1000 us$'
 run floor-bad 2 "$FLOOR" --loop select
 expect floor-bad 'forward-floor: --loop: select not in' err
 
@@ -229,7 +236,7 @@ kill -0 "$PID" 2>/dev/null || { cat "$WORK/small.log" >&2; fail "relay-limit: th
 # The report script, on a few rows: a paced row with --workers 1 and 2 (for the comparison), a
 # bursty row and STUN. (The backquotes below are Markdown, not command substitution.)
 run report 0 bash "$REPO/bench/run-benchmarks.sh" "$BUILD_DIR" --seconds 1 \
-  --only 'tput-plain-w1-1000 tput-plain-w2-1000 bursty-plain-w1-1000 stun floor-epoll-500' \
+  --only 'tput-plain-w1-1000 tput-plain-w2-1000 bursty-plain-w1-1000 stun floor-epoll-500 floor-latency-idle' \
   --out "$WORK/BENCHMARKS.md"
 # shellcheck disable=SC2016
 grep -Eq '^\| `tput-plain-w1-1000` \| plain \| 1 \| 1,000 \| [0-9,]+ \|.* \| loss < 0\.1%; delivered >= 99% of offered.* \| (yes|\*\*no\*\*: .*) \|$' \
@@ -245,6 +252,9 @@ grep -Eq '^\| `tput-plain-w1-1000` → `tput-plain-w2-1000` \| [0-9.]+ \| [0-9.]
 # shellcheck disable=SC2016
 grep -Eq '^\| `floor-epoll-500` \| epoll \| 500 \| [0-9,]+ \|' "$WORK/BENCHMARKS.md" ||
   { cat "$WORK/BENCHMARKS.md" >&2; fail "report: no forward-floor row"; }
+# shellcheck disable=SC2016
+grep -Eq '^\| `floor-latency-idle` \| none \(forward-floor\) \| idle \| 2,000 of 2,000 \| [0-9,]+ \|' \
+  "$WORK/BENCHMARKS.md" || { cat "$WORK/BENCHMARKS.md" >&2; fail "report: no latency floor row"; }
 grep -q '^## Summary: issue #11' "$WORK/BENCHMARKS.md" || fail "report: no summary"
 expect report '^Issue #11 rows'
 grep -q '^## Commands' "$WORK/BENCHMARKS.md" || fail "report: no commands"
