@@ -13,7 +13,7 @@
 //             sent on by an IORING_OP_SEND from the same buffer, which returns to the ring when
 //             the send completes; submission and reaping in one io_uring_submit_and_wait per
 //             loop, task work deferred to that call (SINGLE_ISSUER | DEFER_TASKRUN).
-// This is the io_uring measurement of issue #11 (README, "What limits the figures now"): liburing
+// This is the io_uring measurement of issue #11 (bench/MEASUREMENTS.md): liburing
 // here, because asio's io_uring backend has no multishot receive or provided buffers.
 //
 // --mode latency is derp-load --mode latency's shape with no relay: A pings B every --interval

@@ -10,7 +10,8 @@
 //   Tailscale's client writes, that is ~0.7 us of each relayed packet. ChaCha20-Poly1305 takes
 //   ~1.0 us against OpenSSL EVP's ~1.5-2.1 us (16 KB: 1.2x). Without AVX-512 its AVX2, AVX and
 //   SSE code still seal AES-GCM 5-30% faster than GnuTLS at 1.4 KB; its AVX2 ChaCha20-Poly1305
-//   is 15-25% faster than OpenSSL's AVX2 code at 1.4 KB and ~25% slower at 16 KB (README).
+//   is 15-25% faster than OpenSSL's AVX2 code at 1.4 KB and ~25% slower at 16 KB
+//   (bench/MEASUREMENTS.md).
 // - Otherwise (other architectures, no AES-NI): AES-GCM by GnuTLS's AEAD calls, one call per
 //   record over AES-NI/PCLMUL assembly where present (OpenSSL 3's EVP spends ~100-150 ns more per
 //   1.4 KB record on parameter plumbing: EVP_CipherInit_ex for the nonce, the tag ctrl, each
