@@ -259,7 +259,8 @@ exporter=""
 exporter_missing() {
   local n
   for n in "${all_probes[@]}"; do
-    grep -E '^derpprobe_result\{' <<<"$exporter" | grep -qF "name=\"$n\"" || { echo "$n"; return; }
+    # The last grep reads all (no -q), so the first never writes into a closed pipe (pipefail).
+    grep -E '^derpprobe_result\{' <<<"$exporter" | grep -F "name=\"$n\"" >/dev/null || { echo "$n"; return; }
   done
 }
 for _ in $(seq 1 100); do
@@ -317,7 +318,7 @@ in_ns timeout 60 "$prober" "${once[@]}" --push-url "http://127.0.0.1:$push_port"
 [ "$rc" = 0 ] || fail "--once --push-url exited $rc, want 0"
 pushed=$(in_ns curl -s --max-time 5 "http://127.0.0.1:$push_port/metrics" || true)
 for n in "${all_probes[@]}"; do
-  grep -E '^derpprobe_result\{' <<<"$pushed" | grep -F "name=\"$n\"" | grep -qF 'job="derp-probe"' ||
+  grep -E '^derpprobe_result\{' <<<"$pushed" | grep -F "name=\"$n\"" | grep -F 'job="derp-probe"' >/dev/null ||
     fail "Pushgateway has no derpprobe_result{name=\"$n\",job=\"derp-probe\"}"
 done
 ok "--once --push-url: the Pushgateway serves derpprobe_result{...,job=\"derp-probe\"} for all 12 probes"
