@@ -73,40 +73,6 @@ struct Costs {
   double seal = 1e18, open = 1e18;
 };
 
-// One way the record layer can seal and open: a library and, for ipsec-mb, one of its code paths.
-struct Implementation {
-  derpkit::net::RecordCipherLibrary library;
-  derpkit::net::IpsecMbCode code;
-  std::string name;
-  void UseOnThisThread() const {
-    derpkit::net::UseRecordCipherLibraryOnThisThread(library);
-    if (library == derpkit::net::RecordCipherLibrary::kIpsecMb) {
-      derpkit::net::UseIpsecMbCodeOnThisThread(code);
-    }
-  }
-};
-
-// What this build and CPU can run: ipsec-mb's best code (the relay's), then each of its other code
-// paths the CPU has (what a CPU without AVX-512, or without AVX, would run), then the portable
-// pair.
-std::vector<Implementation> ImplementationsHere(bool gcm) {
-  using derpkit::net::IpsecMbCode;
-  using derpkit::net::RecordCipherLibrary;
-  std::vector<Implementation> here;
-  if (derpkit::net::UseRecordCipherLibraryOnThisThread(RecordCipherLibrary::kIpsecMb)) {
-    here.push_back({RecordCipherLibrary::kIpsecMb, IpsecMbCode::kBest, "ipsec-mb (relay)"});
-    for (const IpsecMbCode code :
-         {IpsecMbCode::kAvx512, IpsecMbCode::kAvx2, IpsecMbCode::kAvx, IpsecMbCode::kSse}) {
-      if (derpkit::net::UseIpsecMbCodeOnThisThread(code)) {
-        here.push_back({RecordCipherLibrary::kIpsecMb, code,
-                        std::string("ipsec-mb ") + derpkit::net::IpsecMbCodeName(code)});
-      }
-    }
-  }
-  here.push_back({RecordCipherLibrary::kPortable, IpsecMbCode::kBest, gcm ? "GnuTLS" : "EVP"});
-  return here;
-}
-
 void Rows(const char* suite_name, const char* evp_name, Tls13Suite suite, std::size_t plaintext,
           int calls) {
   TrafficKeys keys;
@@ -128,9 +94,8 @@ void Rows(const char* suite_name, const char* evp_name, Tls13Suite suite, std::s
   evp.Seal(raw, body, keys.iv.data());
   std::memcpy(evp_sealed.data(), raw, record_bytes);
   int failed = 0;
-  const std::vector<Implementation> implementations =
-      ImplementationsHere(suite != Tls13Suite::kChacha20Poly1305Sha256);
-  std::vector<Costs> ours(implementations.size());
+  const std::vector<derpkit::net::RecordCipher> ciphers = derpkit::net::RecordCiphersHere();
+  std::vector<Costs> ours(ciphers.size());
   Costs evp_costs;
   // Five rounds taking turns, the fastest of each kept: this VM's speed wanders by 30% within
   // seconds, and turns keep that from favouring one side.
@@ -138,8 +103,8 @@ void Rows(const char* suite_name, const char* evp_name, Tls13Suite suite, std::s
   double copy = 1e18;
   for (int round = 0; round < kRounds; ++round) {
     const int n = calls / kRounds;
-    for (std::size_t i = 0; i < implementations.size(); ++i) {
-      implementations[i].UseOnThisThread();
+    for (std::size_t i = 0; i < ciphers.size(); ++i) {
+      derpkit::net::UseRecordCipherOnThisThread(ciphers[i]);
       ours[i].seal = std::min(ours[i].seal, NanosPerCall(n, [&] {
                                 keys.seq = 0;
                                 (void)derpkit::net::SealRecord(keys, ContentType::kApplicationData,
@@ -161,14 +126,18 @@ void Rows(const char* suite_name, const char* evp_name, Tls13Suite suite, std::s
     copy = std::min(
         copy, NanosPerCall(n, [&] { std::memcpy(record.data(), sealed.data(), record_bytes); }));
   }
-  for (std::size_t i = 0; i < implementations.size(); ++i) {
-    std::printf("%-29s %6zu  %-26s %7.0f %7.0f%s\n", suite_name, plaintext,
-                implementations[i].name.c_str(), ours[i].seal, ours[i].open - copy,
-                failed != 0 ? "  (OPEN FAILED)" : "");
+  // The portable pair is GnuTLS for AES-GCM and EVP for ChaCha20-Poly1305: say which.
+  const bool gcm = suite != Tls13Suite::kChacha20Poly1305Sha256;
+  for (std::size_t i = 0; i < ciphers.size(); ++i) {
+    const bool portable = ciphers[i].library == derpkit::net::RecordCipherLibrary::kPortable;
+    const std::string name =
+        portable ? (gcm ? "portable: GnuTLS" : "portable: EVP") : ciphers[i].name;
+    std::printf("%-29s %6zu  %-26s %7.0f %7.0f%s\n", suite_name, plaintext, name.c_str(),
+                ours[i].seal, ours[i].open - copy, failed != 0 ? "  (OPEN FAILED)" : "");
   }
   std::printf("%-29s %6zu  %-26s %7.0f %7.0f%s\n", suite_name, plaintext, "OpenSSL EVP directly",
               evp_costs.seal, evp_costs.open - copy, failed != 0 ? "  (OPEN FAILED)" : "");
-  implementations.front().UseOnThisThread();
+  derpkit::net::UseRecordCipherOnThisThread(ciphers.front());
 }
 
 }  // namespace

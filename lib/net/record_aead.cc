@@ -10,7 +10,9 @@
 
 #include <array>
 #include <cstring>
+#include <iterator>
 #include <memory>
+#include <optional>
 
 #ifdef DERPKIT_HAVE_IPSEC_MB
 #include <intel-ipsec-mb.h>
@@ -29,12 +31,13 @@ struct IpsecCodePath {
   IpsecMbCode code;
   IMB_ARCH arch;
   void (*init)(IMB_MGR*);
+  const char* name;
 };
 constexpr IpsecCodePath kIpsecCodePaths[] = {
-    {IpsecMbCode::kSse, IMB_ARCH_SSE, init_mb_mgr_sse},
-    {IpsecMbCode::kAvx, IMB_ARCH_AVX, init_mb_mgr_avx},
-    {IpsecMbCode::kAvx2, IMB_ARCH_AVX2, init_mb_mgr_avx2},
-    {IpsecMbCode::kAvx512, IMB_ARCH_AVX512, init_mb_mgr_avx512},
+    {IpsecMbCode::kSse, IMB_ARCH_SSE, init_mb_mgr_sse, "SSE"},
+    {IpsecMbCode::kAvx, IMB_ARCH_AVX, init_mb_mgr_avx, "AVX"},
+    {IpsecMbCode::kAvx2, IMB_ARCH_AVX2, init_mb_mgr_avx2, "AVX2"},
+    {IpsecMbCode::kAvx512, IMB_ARCH_AVX512, init_mb_mgr_avx512, "AVX-512"},
 };
 
 // One manager, made once and then only read by the direct AEAD calls, so every thread shares it.
@@ -82,12 +85,12 @@ const IMB_MGR* ManagerFor(IpsecMbCode code) {
   }
   return nullptr;
 }
-// Which code Best() runs, for the relay's startup log.
-IpsecMbCode BestCode() {
+// The name of the code Best() runs ("AVX-512"), for the relay's startup log.
+const char* BestCodeName() {
   for (const IpsecCodePath& path : kIpsecCodePaths) {
-    if (path.arch == Best().arch) return path.code;
+    if (path.arch == Best().arch) return path.name;
   }
-  return IpsecMbCode::kBest;
+  return "unknown";
 }
 using IpsecManager = IMB_MGR;
 // One key's expanded AES key and GHASH powers (~1 KB), on the alignment ipsec-mb's vector code
@@ -100,15 +103,12 @@ const IpsecManager* BestIpsecManager() { return Best().mgr; }
 #else
 struct IpsecGcmKey {};
 struct IpsecManager {};
-bool IpsecAvailable() { return false; }
 const IpsecManager* BestIpsecManager() { return nullptr; }
 #endif
 
-// Which library this thread's records use: the process's default unless a test or the bench
-// chose (UseRecordCipherLibraryOnThisThread).
-thread_local RecordCipherLibrary library_on_this_thread = DefaultRecordCipherLibrary();
-// Which ipsec-mb code this thread's records run: the best for the CPU unless a test or the bench
-// chose (UseIpsecMbCodeOnThisThread).
+// Which ipsec-mb code this thread's records run, or null for the portable pair: the default
+// (DefaultRecordCipher) unless a test or the bench chose (UseRecordCipherOnThisThread). Read once
+// per record, by AeadCache::For.
 thread_local const IpsecManager* ipsec_on_this_thread = BestIpsecManager();
 
 gnutls_cipher_algorithm_t GcmAlgorithm(Tls13Suite suite) {
@@ -137,19 +137,16 @@ struct Entry {
   std::uint64_t last_used = 0;
   std::array<std::uint8_t, 32> key{};
 
-  static StateKind KindFor(Tls13Suite suite, RecordCipherLibrary library) {
+  // `code`: the ipsec-mb code to run, or null for the portable pair.
+  static StateKind KindFor(Tls13Suite suite, const IpsecManager* code) {
     const bool chacha = suite == Tls13Suite::kChacha20Poly1305Sha256;
-    if (library == RecordCipherLibrary::kIpsecMb) {
-      return chacha ? StateKind::kIpsecChacha : StateKind::kIpsecGcm;
-    }
+    if (code != nullptr) return chacha ? StateKind::kIpsecChacha : StateKind::kIpsecGcm;
     return chacha ? StateKind::kEvpChacha : StateKind::kGnutlsGcm;
   }
   // The same key, suite, library and (for ipsec-mb, whose code paths lay out a GCM key's
-  // precomputed powers each their own way) code path.
-  bool Serves(const TrafficKeys& keys, StateKind wanted) const {
-    const bool ipsec_kind = kind == StateKind::kIpsecGcm || kind == StateKind::kIpsecChacha;
-    return kind == wanted && suite == keys.suite &&
-           (!ipsec_kind || ipsec == ipsec_on_this_thread) &&
+  // precomputed powers each their own way) code path; a portable entry's `ipsec` is null.
+  bool Serves(const TrafficKeys& keys, StateKind wanted, const IpsecManager* code) const {
+    return kind == wanted && ipsec == code && suite == keys.suite &&
            std::memcmp(key.data(), keys.key.data(), Tls13KeyBytes(suite)) == 0;
   }
   void Drop() {
@@ -165,25 +162,19 @@ struct Entry {
     OPENSSL_cleanse(key.data(), key.size());
     kind = StateKind::kNone;
   }
-  bool Load(const TrafficKeys& keys, int encrypt, StateKind wanted) {
+  bool Load(const TrafficKeys& keys, int encrypt, StateKind wanted, const IpsecManager* code) {
     const std::size_t key_bytes = Tls13KeyBytes(keys.suite);
     switch (wanted) {
-      case StateKind::kIpsecGcm: {
+      case StateKind::kIpsecGcm:
 #ifdef DERPKIT_HAVE_IPSEC_MB
-        const IMB_MGR* mgr = ipsec_on_this_thread;
-        if (mgr == nullptr) return false;
-        ipsec = mgr;
         ipsec_gcm = std::make_unique<IpsecGcmKey>();
-        (keys.suite == Tls13Suite::kAes256GcmSha384 ? mgr->gcm256_pre : mgr->gcm128_pre)(
+        (keys.suite == Tls13Suite::kAes256GcmSha384 ? code->gcm256_pre : code->gcm128_pre)(
             keys.key.data(), &ipsec_gcm->data);
         break;
 #else
         return false;
 #endif
-      }
       case StateKind::kIpsecChacha:
-        if (ipsec_on_this_thread == nullptr) return false;
-        ipsec = ipsec_on_this_thread;
         break;
       case StateKind::kGnutlsGcm: {
         gnutls_datum_t datum{const_cast<unsigned char*>(keys.key.data()),
@@ -206,6 +197,7 @@ struct Entry {
         return false;
     }
     kind = wanted;
+    ipsec = code;
     suite = keys.suite;
     std::memcpy(key.data(), keys.key.data(), key_bytes);
     return true;
@@ -268,14 +260,15 @@ class AeadCache {
   // The entry for `keys`, loaded (one key schedule) if none holds that key; nullptr if the
   // library refuses the key.
   Entry* For(const TrafficKeys& keys) {
-    const StateKind wanted = Entry::KindFor(keys.suite, library_on_this_thread);
+    const IpsecManager* code = ipsec_on_this_thread;
+    const StateKind wanted = Entry::KindFor(keys.suite, code);
     std::uint64_t index_bits = 0;
     std::memcpy(&index_bits, keys.key.data(), sizeof index_bits);
     auto& set = sets_[index_bits % kSets];
     ++clock_;
     Entry* victim = &set[0];
     for (Entry& e : set) {
-      if (e.Serves(keys, wanted)) {
+      if (e.Serves(keys, wanted, code)) {
         e.last_used = clock_;
         return &e;
       }
@@ -283,7 +276,7 @@ class AeadCache {
     }
     victim->Drop();  // the least recently used (or never used) entry of the set
     ++key_schedules_on_this_thread;
-    if (!victim->Load(keys, encrypt_, wanted)) return nullptr;
+    if (!victim->Load(keys, encrypt_, wanted, code)) return nullptr;
     victim->last_used = clock_;
     return victim;
   }
@@ -402,48 +395,56 @@ AeadOutcome OpenRecordBody(const TrafficKeys& keys, std::span<const std::uint8_t
 
 std::uint64_t AeadKeySchedulesOnThisThread() { return key_schedules_on_this_thread; }
 
-RecordCipherLibrary DefaultRecordCipherLibrary() {
-  return IpsecAvailable() ? RecordCipherLibrary::kIpsecMb : RecordCipherLibrary::kPortable;
-}
+namespace {
 
-bool UseRecordCipherLibraryOnThisThread(RecordCipherLibrary library) {
-  if (library == RecordCipherLibrary::kIpsecMb && !IpsecAvailable()) return false;
-  library_on_this_thread = library;
-  return true;
-}
-
-bool UseIpsecMbCodeOnThisThread(IpsecMbCode code) {
+// The manager that runs `cipher`: null for the portable pair; nothing when this build or CPU
+// cannot run it.
+std::optional<const IpsecManager*> ManagerOf(const RecordCipher& cipher) {
+  if (cipher.library == RecordCipherLibrary::kPortable) return nullptr;
 #ifdef DERPKIT_HAVE_IPSEC_MB
-  const IpsecManager* mgr = ManagerFor(code);
-  if (mgr == nullptr) return false;
-  ipsec_on_this_thread = mgr;
-  return true;
-#else
-  (void)code;
-  return false;
+  if (const IpsecManager* mgr = ManagerFor(cipher.code)) return mgr;
 #endif
+  return std::nullopt;
 }
 
-const char* IpsecMbCodeName(IpsecMbCode code) {
-  switch (code) {
-    case IpsecMbCode::kSse:
-      return "SSE";
-    case IpsecMbCode::kAvx:
-      return "AVX";
-    case IpsecMbCode::kAvx2:
-      return "AVX2";
-    case IpsecMbCode::kAvx512:
-      return "AVX-512";
-    default:
-      return "best";
+}  // namespace
+
+RecordCipher DefaultRecordCipher() {
+#ifdef DERPKIT_HAVE_IPSEC_MB
+  if (IpsecAvailable()) {
+    return {RecordCipherLibrary::kIpsecMb, IpsecMbCode::kBest,
+            std::string("ipsec-mb best (") + BestCodeName() + ")"};
   }
+#endif
+  return {RecordCipherLibrary::kPortable, IpsecMbCode::kBest, "portable"};
+}
+
+std::vector<RecordCipher> RecordCiphersHere() {
+  std::vector<RecordCipher> here = {DefaultRecordCipher()};
+  if (here.front().library == RecordCipherLibrary::kPortable) return here;
+#ifdef DERPKIT_HAVE_IPSEC_MB
+  for (auto path = std::rbegin(kIpsecCodePaths); path != std::rend(kIpsecCodePaths); ++path) {
+    if (ManagerFor(path->code) != nullptr) {
+      here.push_back(
+          {RecordCipherLibrary::kIpsecMb, path->code, std::string("ipsec-mb ") + path->name});
+    }
+  }
+#endif
+  here.push_back({RecordCipherLibrary::kPortable, IpsecMbCode::kBest, "portable"});
+  return here;
+}
+
+bool UseRecordCipherOnThisThread(const RecordCipher& cipher) {
+  const std::optional<const IpsecManager*> mgr = ManagerOf(cipher);
+  if (mgr) ipsec_on_this_thread = *mgr;
+  return mgr.has_value();
 }
 
 std::string DefaultRecordCipherLibraryName() {
 #ifdef DERPKIT_HAVE_IPSEC_MB
   if (IpsecAvailable()) {
-    return std::string("intel-ipsec-mb ") + imb_get_version_str() + " (" +
-           IpsecMbCodeName(BestCode()) + " code)";
+    return std::string("intel-ipsec-mb ") + imb_get_version_str() + " (" + BestCodeName() +
+           " code)";
   }
 #endif
   return std::string("GnuTLS ") + gnutls_check_version(nullptr) + " (AES-GCM) and " +

@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "lib/net/tls13_records.h"
 
@@ -58,22 +59,27 @@ AeadOutcome EvpOpenRecordBody(EVP_CIPHER_CTX* ctx, const std::uint8_t* nonce,
 // Which library seals and opens records: Intel's ipsec-mb (every suite), or the portable pair,
 // GnuTLS for AES-GCM and OpenSSL's EVP for ChaCha20-Poly1305.
 enum class RecordCipherLibrary { kIpsecMb, kPortable };
-
-// The process's choice: kIpsecMb when built in and the CPU has AES-NI, else kPortable.
-RecordCipherLibrary DefaultRecordCipherLibrary();
-// Makes this thread use `library` from now on (tests and bench/record-ciphers compare the two).
-// False, changing nothing, when that library cannot run here.
-bool UseRecordCipherLibraryOnThisThread(RecordCipherLibrary library);
 // ipsec-mb's code paths for AES-GCM and ChaCha20-Poly1305. The relay runs the best the CPU has
 // (kBest: on this machine AVX-512 with VAES); the others are what a CPU without AVX-512 (AVX2,
-// AVX) or without AVX (SSE) would run, for the test that checks they all agree and for
-// bench/record-ciphers, which times each against the portable pair.
+// AVX) or without AVX (SSE) would run.
 enum class IpsecMbCode { kBest, kSse, kAvx, kAvx2, kAvx512 };
-// Makes this thread's ipsec-mb records run `code` from now on. False, changing nothing, when
-// ipsec-mb is not built in or this CPU cannot run that code.
-bool UseIpsecMbCodeOnThisThread(IpsecMbCode code);
-// "SSE", "AVX", "AVX2", "AVX-512" or "best".
-const char* IpsecMbCodeName(IpsecMbCode code);
+
+// One way to seal and open records: a library and, for ipsec-mb, one of its code paths. The
+// relay runs DefaultRecordCipher(); the test that checks they all agree and bench/record-ciphers,
+// which times each, run every one of RecordCiphersHere().
+struct RecordCipher {
+  RecordCipherLibrary library = RecordCipherLibrary::kPortable;
+  IpsecMbCode code = IpsecMbCode::kBest;  // ipsec-mb only
+  std::string name;                       // "ipsec-mb best (AVX-512)", "ipsec-mb AVX2", "portable"
+};
+// ipsec-mb's best code when built in (x86-64) and the CPU has AES-NI, else the portable pair.
+RecordCipher DefaultRecordCipher();
+// Every one this build and CPU can run: the default first, then ipsec-mb's code paths the CPU
+// has from AVX-512 down, then the portable pair.
+std::vector<RecordCipher> RecordCiphersHere();
+// Makes this thread seal and open with `cipher` from now on. False, changing nothing, when it
+// cannot run here.
+bool UseRecordCipherOnThisThread(const RecordCipher& cipher);
 // What seals records by default, for the relay's startup log: e.g. "intel-ipsec-mb 1.3.0
 // (AVX-512 code)".
 std::string DefaultRecordCipherLibraryName();

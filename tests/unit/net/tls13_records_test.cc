@@ -240,38 +240,14 @@ TEST(Tls13Records, EverySuiteRoundTripsAcrossKeyUpdates) {
   EXPECT_FALSE(Tls13SuiteFromId(0x1304).has_value());  // TLS_AES_128_CCM_SHA256: not ours
 }
 
-// The record cipher libraries (record_aead.h) against each other and against RFC 8448: each
-// seals the RFC's record byte for byte, each opens what the other sealed at every size class
-// (empty, under one block, block edges, one DERP frame, a full record) in every suite, and each
-// rejects a flipped bit anywhere in the ciphertext or tag. Where ipsec-mb is not built in (or the
-// CPU has no AES-NI) only the portable pair runs, and the test says so.
-// One way of sealing and opening records: a library and, for ipsec-mb, one of its code paths.
-struct RecordCipher {
-  RecordCipherLibrary library;
-  IpsecMbCode code;
-  std::string name;
-  bool UseOnThisThread() const {
-    return UseRecordCipherLibraryOnThisThread(library) &&
-           (library == RecordCipherLibrary::kPortable || UseIpsecMbCodeOnThisThread(code));
-  }
-};
-
-// The portable pair and every ipsec-mb code path this CPU can run.
-std::vector<RecordCipher> RecordCiphersHere() {
-  std::vector<RecordCipher> ciphers = {
-      {RecordCipherLibrary::kPortable, IpsecMbCode::kBest, "portable"}};
-  if (!UseRecordCipherLibraryOnThisThread(RecordCipherLibrary::kIpsecMb)) {
+// Every record cipher this build and CPU can run (RecordCiphersHere: the portable pair, and
+// ipsec-mb in each code path the CPU has), saying so where ipsec-mb is not built in (or the CPU
+// has no AES-NI) and only the portable pair runs.
+std::vector<RecordCipher> CiphersToTest() {
+  std::vector<RecordCipher> ciphers = RecordCiphersHere();
+  if (ciphers.size() == 1) {
     std::printf("note: ipsec-mb not available here; the portable libraries only\n");
-    return ciphers;
   }
-  for (const IpsecMbCode code : {IpsecMbCode::kBest, IpsecMbCode::kSse, IpsecMbCode::kAvx,
-                                 IpsecMbCode::kAvx2, IpsecMbCode::kAvx512}) {
-    if (UseIpsecMbCodeOnThisThread(code)) {
-      ciphers.push_back(
-          {RecordCipherLibrary::kIpsecMb, code, std::string("ipsec-mb ") + IpsecMbCodeName(code)});
-    }
-  }
-  EXPECT_TRUE(UseIpsecMbCodeOnThisThread(IpsecMbCode::kBest));
   return ciphers;
 }
 
@@ -279,7 +255,7 @@ std::vector<RecordCipher> RecordCiphersHere() {
 // differ), so a thread that switches code makes a key schedule for the key again, and the records
 // it seals then are the chosen code's.
 TEST(Tls13Records, EachIpsecMbCodeMakesItsOwnKeySchedule) {
-  const std::vector<RecordCipher> ciphers = RecordCiphersHere();
+  const std::vector<RecordCipher> ciphers = CiphersToTest();
   const Bytes payload = Payload50();
   // A key no other test uses, so no cache on this thread holds it yet.
   const auto made =
@@ -288,7 +264,7 @@ TEST(Tls13Records, EachIpsecMbCodeMakesItsOwnKeySchedule) {
   std::string first_record;
   for (const RecordCipher& cipher : ciphers) {
     SCOPED_TRACE(cipher.name);
-    ASSERT_TRUE(cipher.UseOnThisThread());
+    ASSERT_TRUE(UseRecordCipherOnThisThread(cipher));
     for (int round = 0; round < 2; ++round) {
       const std::uint64_t schedules_before = AeadKeySchedulesOnThisThread();
       TrafficKeys writer = *made;
@@ -300,18 +276,19 @@ TEST(Tls13Records, EachIpsecMbCodeMakesItsOwnKeySchedule) {
       EXPECT_EQ(AeadKeySchedulesOnThisThread() - schedules_before, round == 0 ? 1u : 0u);
     }
   }
-  ASSERT_TRUE(UseRecordCipherLibraryOnThisThread(DefaultRecordCipherLibrary()));
-  if (DefaultRecordCipherLibrary() == RecordCipherLibrary::kIpsecMb) {
-    ASSERT_TRUE(UseIpsecMbCodeOnThisThread(IpsecMbCode::kBest));
-  }
+  ASSERT_TRUE(UseRecordCipherOnThisThread(DefaultRecordCipher()));
 }
 
+// The record cipher libraries (record_aead.h) against each other and against RFC 8448: each
+// seals the RFC's record byte for byte, each opens what the other sealed at every size class
+// (empty, under one block, block edges, one DERP frame, a full record) in every suite, and each
+// rejects a flipped bit anywhere in the ciphertext or tag. Where ipsec-mb is not built in (or the
+// CPU has no AES-NI) only the portable pair runs, and the test says so.
 TEST(Tls13Records, RecordCipherLibrariesAgree) {
-  const std::vector<RecordCipher> ciphers = RecordCiphersHere();
-  const RecordCipherLibrary default_library = DefaultRecordCipherLibrary();
+  const std::vector<RecordCipher> ciphers = CiphersToTest();
   for (const RecordCipher& cipher : ciphers) {
     SCOPED_TRACE(cipher.name);
-    ASSERT_TRUE(cipher.UseOnThisThread());
+    ASSERT_TRUE(UseRecordCipherOnThisThread(cipher));
     const Bytes payload = Payload50();
     TrafficKeys client = Keys(Tls13Suite::kAes128GcmSha256, kClientApSecret);
     Bytes record = RecordRoom(payload);
@@ -342,9 +319,9 @@ TEST(Tls13Records, RecordCipherLibrariesAgree) {
           Bytes plaintext(size);
           for (std::size_t i = 0; i < size; ++i) plaintext[i] = static_cast<std::byte>(i * 13 + 5);
           Bytes record = RecordRoom(plaintext);
-          ASSERT_TRUE(sealer.UseOnThisThread());
+          ASSERT_TRUE(UseRecordCipherOnThisThread(sealer));
           ASSERT_TRUE(SealRecord(writer, ContentType::kApplicationData, record, size));
-          ASSERT_TRUE(opener.UseOnThisThread());
+          ASSERT_TRUE(UseRecordCipherOnThisThread(opener));
           // A flipped bit in the first ciphertext byte, the last, or the tag: rejected, and the
           // sequence number stays.
           for (const std::size_t flip :
@@ -366,9 +343,7 @@ TEST(Tls13Records, RecordCipherLibrariesAgree) {
       }
     }
   }
-  ASSERT_TRUE(UseRecordCipherLibraryOnThisThread(default_library));
-  ASSERT_TRUE(UseIpsecMbCodeOnThisThread(IpsecMbCode::kBest) ||
-              default_library == RecordCipherLibrary::kPortable);
+  ASSERT_TRUE(UseRecordCipherOnThisThread(DefaultRecordCipher()));
 }
 
 }  // namespace
